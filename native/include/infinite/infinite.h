@@ -1,0 +1,217 @@
+/*
+ * Infinite: the C ABI of the native core.
+ *
+ * This header is the only thing bindings see. The C# P/Invoke declarations are
+ * generated from it (bindings/, `./build.sh bindings`); never edit them by hand.
+ *
+ * Rules (see ARCHITECTURE.md, "The C ABI"):
+ *  - Plain C. Opaque handles, created by inf_X_create(..., inf_X** out) and
+ *    freed by inf_X_destroy.
+ *  - Every function that can fail returns inf_status (0 = OK). The message of
+ *    the last failure on the calling thread comes from inf_last_error().
+ *  - No C++ exception ever crosses this boundary.
+ *  - Argument structs are blittable and versioned: the first field is
+ *    uint32_t size, set by the caller to sizeof(the struct it was built with).
+ *  - Bad input gets a status and a message that names the argument, never a crash.
+ */
+#ifndef INFINITE_INFINITE_H
+#define INFINITE_INFINITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#if defined(INFINITE_BUILDING_LIBRARY)
+#define INF_API __declspec(dllexport)
+#else
+#define INF_API __declspec(dllimport)
+#endif
+#else
+#define INF_API __attribute__((visibility("default")))
+#endif
+
+/* Version of this ABI. Bumped on every incompatible change; bindings refuse a library with another. */
+#define INF_ABI_VERSION 1
+
+/* Longest device name, including the terminating zero. */
+#define INF_DEVICE_NAME_CAPACITY 128
+
+/* Result of every fallible call. New codes are only ever appended. */
+typedef enum inf_status {
+    INF_STATUS_OK = 0,
+    /* An argument's value is outside its domain; the message names the argument. */
+    INF_STATUS_INVALID_ARGUMENT = 1,
+    /* A required pointer argument (handle or out-pointer) is null. */
+    INF_STATUS_NULL_POINTER = 2,
+    /* A handle that is not live: already destroyed, or never created by this library. */
+    INF_STATUS_INVALID_HANDLE = 3,
+    /* An offset, size or index beyond its bound, or a size computation that overflows. */
+    INF_STATUS_OUT_OF_RANGE = 4,
+    /* An allocation failed on the device or host. */
+    INF_STATUS_OUT_OF_MEMORY = 5,
+    /* An argument lives on another device than the call requires. */
+    INF_STATUS_DEVICE_MISMATCH = 6,
+    /* A backend (the CUDA plug-in, its runtime or the driver) cannot be loaded; the message says which and why. */
+    INF_STATUS_BACKEND_UNAVAILABLE = 7,
+    /* The device reported an error (for CUDA: the runtime's error name and text). */
+    INF_STATUS_DEVICE_ERROR = 8,
+    /* The operation is not supported by this build or device. */
+    INF_STATUS_UNSUPPORTED = 9,
+    /* A bug in the library: an unexpected exception was caught at the boundary. */
+    INF_STATUS_INTERNAL = 10
+} inf_status;
+
+/* Kinds of device. The CPU device always exists; CUDA devices exist when the CUDA plug-in loads and a GPU is present. */
+typedef enum inf_device_kind {
+    INF_DEVICE_KIND_CPU = 0,
+    INF_DEVICE_KIND_CUDA = 1
+} inf_device_kind;
+
+/* Severity of a native log line. */
+typedef enum inf_log_level {
+    INF_LOG_LEVEL_TRACE = 0,
+    INF_LOG_LEVEL_DEBUG = 1,
+    INF_LOG_LEVEL_INFO = 2,
+    INF_LOG_LEVEL_WARNING = 3,
+    INF_LOG_LEVEL_ERROR = 4,
+    INF_LOG_LEVEL_NONE = 5
+} inf_log_level;
+
+/* CPU features the kernels dispatch on (inf_device_info.features, CPU devices only). */
+typedef enum inf_cpu_feature {
+    INF_CPU_FEATURE_AVX2 = 1,
+    INF_CPU_FEATURE_FMA = 2,
+    INF_CPU_FEATURE_AVX512F = 4,
+    INF_CPU_FEATURE_AVX512BF16 = 8,
+    INF_CPU_FEATURE_F16C = 16
+} inf_cpu_feature;
+
+/* A device: the CPU or one GPU. Thread-safe. */
+typedef struct inf_device inf_device;
+
+/* A block of memory on a device. It keeps its device alive. Not safe for concurrent writes. */
+typedef struct inf_buffer inf_buffer;
+
+/* What a device is. Versioned: set size = sizeof(inf_device_info) before the call. */
+typedef struct inf_device_info {
+    uint32_t size;
+    inf_device_kind kind;
+    int32_t ordinal;
+    /* CPU: logical cores the library uses; CUDA: streaming multiprocessors. */
+    int32_t compute_units;
+    /* Bytes of memory on the device, and bytes free at the time of the call. */
+    uint64_t total_memory;
+    uint64_t free_memory;
+    /* CUDA compute capability (e.g. 9.0); 0.0 for the CPU. */
+    int32_t capability_major;
+    int32_t capability_minor;
+    /* CPU: a set of inf_cpu_feature bits; CUDA: 0. */
+    uint32_t features;
+    uint32_t reserved;
+    /* Zero-terminated UTF-8 name, e.g. "NVIDIA H100 80GB HBM3" or the CPU model. */
+    char name[INF_DEVICE_NAME_CAPACITY];
+} inf_device_info;
+
+/* Counts of live objects, for leak checks. Versioned: set size = sizeof(inf_live_objects). */
+typedef struct inf_live_objects {
+    uint32_t size;
+    uint32_t reserved;
+    int64_t devices;
+    int64_t buffers;
+    /* Bytes held by live buffers, over all devices. */
+    uint64_t buffer_bytes;
+} inf_live_objects;
+
+/* Receives one complete log line (no trailing newline). May be called from any thread, concurrently. */
+typedef void (*inf_log_callback)(void* user_data, inf_log_level level, const char* message);
+
+/* ---- library ---------------------------------------------------------- */
+
+/* INF_ABI_VERSION of the loaded library. */
+INF_API uint32_t inf_abi_version(void);
+
+/* Version of the library, e.g. "0.1.0". Static storage. */
+INF_API const char* inf_version(void);
+
+/* How the library was built: compiler, CUDA plug-in, MPI, CPU kernels. Static storage. */
+INF_API const char* inf_build_info(void);
+
+/* The message of the last failed call on this thread, or "" if none failed yet.
+ * Valid until the next failing call on this thread. */
+INF_API const char* inf_last_error(void);
+
+/* The name of a status code, e.g. "INF_STATUS_OUT_OF_RANGE"; "INF_STATUS_UNKNOWN" for others. Static storage. */
+INF_API const char* inf_status_name(inf_status status);
+
+/* Routes native log lines to callback (null: back to stderr). user_data is passed through untouched. */
+INF_API inf_status inf_set_log_callback(inf_log_callback callback, void* user_data);
+
+/* Lines below level are not formatted nor delivered. Default INF_LOG_LEVEL_WARNING. */
+INF_API inf_status inf_set_log_level(inf_log_level level);
+
+/* Counts of live devices and buffers. */
+INF_API inf_status inf_get_live_objects(inf_live_objects* out_objects);
+
+/* ---- devices ---------------------------------------------------------- */
+
+/* Loads the backend for kind. OK when it is usable; otherwise INF_STATUS_BACKEND_UNAVAILABLE and a
+ * message naming the library and the reason (not built, missing runtime, driver too old, no GPU). */
+INF_API inf_status inf_backend_load(inf_device_kind kind);
+
+/* Number of devices of kind: 1 for the CPU; 0 when the CUDA backend is unavailable. */
+INF_API inf_status inf_device_count(inf_device_kind kind, int32_t* out_count);
+
+/* Describes device ordinal of kind without creating it. */
+INF_API inf_status inf_device_get_info(inf_device_kind kind, int32_t ordinal, inf_device_info* out_info);
+
+/* Opens device ordinal of kind. */
+INF_API inf_status inf_device_create(inf_device_kind kind, int32_t ordinal, inf_device** out_device);
+
+/* Releases the handle. Buffers still alive keep the device's memory until they are destroyed.
+ * A null device is a no-op that returns OK. */
+INF_API inf_status inf_device_destroy(inf_device* device);
+
+/* Describes an open device (free memory as of now). */
+INF_API inf_status inf_device_query(inf_device* device, inf_device_info* out_info);
+
+/* Waits until all work queued on the device is done. */
+INF_API inf_status inf_device_synchronize(inf_device* device);
+
+/* ---- buffers ---------------------------------------------------------- */
+
+/* Allocates bytes (> 0) on device, aligned to at least 256 bytes. Contents are undefined. */
+INF_API inf_status inf_buffer_create(inf_device* device, uint64_t bytes, inf_buffer** out_buffer);
+
+/* Frees the buffer. A null buffer is a no-op that returns OK. Safe from any thread. */
+INF_API inf_status inf_buffer_destroy(inf_buffer* buffer);
+
+/* Size in bytes. */
+INF_API inf_status inf_buffer_size(const inf_buffer* buffer, uint64_t* out_bytes);
+
+/* The kind and ordinal of the device the buffer lives on. */
+INF_API inf_status inf_buffer_location(const inf_buffer* buffer, inf_device_kind* out_kind, int32_t* out_ordinal);
+
+/* Copies bytes from host memory src into the buffer at dst_offset. Returns when src may be reused. */
+INF_API inf_status inf_buffer_write(inf_buffer* dst, uint64_t dst_offset, const void* src, uint64_t bytes);
+
+/* Copies bytes from the buffer at src_offset into host memory dst. Returns when dst holds the data. */
+INF_API inf_status inf_buffer_read(const inf_buffer* src, uint64_t src_offset, void* dst, uint64_t bytes);
+
+/* Copies bytes between buffers on the same or different devices. Overlapping ranges of one buffer are allowed. */
+INF_API inf_status inf_buffer_copy(inf_buffer* dst, uint64_t dst_offset, const inf_buffer* src, uint64_t src_offset,
+                                   uint64_t bytes);
+
+/* Writes count copies of a pattern of pattern_bytes (1, 2, 4 or 8) starting at dst_offset,
+ * e.g. a NaN bit pattern to poison outputs before a kernel runs. */
+INF_API inf_status inf_buffer_fill(inf_buffer* dst, uint64_t dst_offset, const void* pattern, uint32_t pattern_bytes,
+                                   uint64_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INFINITE_INFINITE_H */
