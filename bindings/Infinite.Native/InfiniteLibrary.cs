@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Infinite.Native.Interop;
 
 namespace Infinite.Native;
 

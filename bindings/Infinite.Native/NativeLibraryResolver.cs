@@ -1,7 +1,6 @@
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using Infinite.Native.Interop;
 
 namespace Infinite.Native;
 
@@ -28,7 +27,10 @@ public static class NativeLibraryResolver
     /// <summary>The path the library was loaded from, once loaded.</summary>
     public static string? LoadedPath { get; private set; }
 
+    // A library registering its own resolver is the point here: every P/Invoke of this assembly goes through it.
+#pragma warning disable CA2255
     [ModuleInitializer]
+#pragma warning restore CA2255
     internal static void Register() =>
         NativeLibrary.SetDllImportResolver(typeof(NativeLibraryResolver).Assembly, Resolve);
 

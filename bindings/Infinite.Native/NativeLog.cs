@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using Infinite.Native.Interop;
 using Microsoft.Extensions.Logging;
 
 namespace Infinite.Native;

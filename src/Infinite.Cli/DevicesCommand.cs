@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Infinite.Native;
-using Infinite.Native.Interop;
 
 namespace Infinite.Cli;
 

@@ -1,4 +1,3 @@
-using Infinite.Native.Interop;
 
 namespace Infinite.Native.Tests;
 

@@ -1,5 +1,4 @@
 using Infinite.Native;
-using Infinite.Native.Interop;
 
 namespace Infinite.Native.Tests;
 

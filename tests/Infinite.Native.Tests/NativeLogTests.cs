@@ -1,4 +1,3 @@
-using Infinite.Native.Interop;
 using Microsoft.Extensions.Logging;
 
 namespace Infinite.Native.Tests;
