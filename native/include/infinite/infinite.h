@@ -11,7 +11,11 @@
  *    the last failure on the calling thread comes from inf_last_error().
  *  - No C++ exception ever crosses this boundary.
  *  - Argument structs are blittable and versioned: the first field is
- *    uint32_t size, set by the caller to sizeof(the struct it was built with).
+ *    uint32_t size, set by the caller to sizeof(the struct it was built with);
+ *    the library reads or writes only min(size, its own sizeof) bytes.
+ *  - Handles are opaque values, not pointers: the library looks each one up,
+ *    so a destroyed, foreign or garbage handle is INF_STATUS_INVALID_HANDLE.
+ *  - A failed create call sets *out to null.
  *  - Bad input gets a status and a message that names the argument, never a crash.
  */
 #ifndef INFINITE_INFINITE_H
@@ -120,6 +124,7 @@ typedef struct inf_device_info {
 typedef struct inf_live_objects {
     uint32_t size;
     uint32_t reserved;
+    /* Live device handles (a destroyed device kept alive only by its buffers is not counted). */
     int64_t devices;
     int64_t buffers;
     /* Bytes held by live buffers, over all devices. */
@@ -201,12 +206,13 @@ INF_API inf_status inf_buffer_write(inf_buffer* dst, uint64_t dst_offset, const 
 /* Copies bytes from the buffer at src_offset into host memory dst. Returns when dst holds the data. */
 INF_API inf_status inf_buffer_read(const inf_buffer* src, uint64_t src_offset, void* dst, uint64_t bytes);
 
-/* Copies bytes between buffers on the same or different devices. Overlapping ranges of one buffer are allowed. */
+/* Copies bytes between buffers on the same or different devices. Overlapping ranges of one buffer are allowed.
+ * On CUDA a device-to-device copy is queued: later reads see it; inf_device_synchronize waits for it. */
 INF_API inf_status inf_buffer_copy(inf_buffer* dst, uint64_t dst_offset, const inf_buffer* src, uint64_t src_offset,
                                    uint64_t bytes);
 
 /* Writes count copies of a pattern of pattern_bytes (1, 2, 4 or 8) starting at dst_offset,
- * e.g. a NaN bit pattern to poison outputs before a kernel runs. */
+ * e.g. a NaN bit pattern to poison outputs before a kernel runs. Queued on CUDA, like inf_buffer_copy. */
 INF_API inf_status inf_buffer_fill(inf_buffer* dst, uint64_t dst_offset, const void* pattern, uint32_t pattern_bytes,
                                    uint64_t count);
 

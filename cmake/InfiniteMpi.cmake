@@ -1,0 +1,21 @@
+# INFINITE_MPI: find MPI (C) and record the result; the MPI communicator arrives later, so nothing
+# links MPI yet. Sets INFINITE_HAVE_MPI (0/1) and INFINITE_MPI_DESCRIPTION for the build info.
+include_guard(GLOBAL)
+
+set(INFINITE_HAVE_MPI 0)
+if(INFINITE_MPI STREQUAL "OFF")
+  set(INFINITE_MPI_DESCRIPTION "disabled (INFINITE_MPI=OFF)")
+else()
+  if(INFINITE_MPI STREQUAL "ON")
+    find_package(MPI COMPONENTS C REQUIRED)
+  else()
+    find_package(MPI COMPONENTS C QUIET)
+  endif()
+  if(MPI_C_FOUND)
+    set(INFINITE_HAVE_MPI 1)
+    set(INFINITE_MPI_DESCRIPTION "found (MPI ${MPI_C_VERSION})")
+  else()
+    set(INFINITE_MPI_DESCRIPTION "not found")
+  endif()
+endif()
+message(STATUS "Infinite: MPI ${INFINITE_MPI_DESCRIPTION}")

@@ -1,0 +1,116 @@
+#include "core/cuda_backend.h"
+
+#include "core/log.h"
+#include "core/status.h"
+
+namespace inf {
+
+namespace {
+
+// A zeroed message buffer for one plug-in call.
+struct PluginError {
+    char text[INF_PLUGIN_ERROR_CAPACITY] = {};
+};
+
+// Takes the status as an integer: a plug-in from another build may return a code this core does not know.
+void check(std::int32_t status, PluginError& error, const char* call) {
+    if (status == INF_STATUS_OK) {
+        return;
+    }
+    error.text[sizeof error.text - 1] = '\0';
+    if (status < INF_STATUS_OK || status > INF_STATUS_INTERNAL) {
+        fail(INF_STATUS_INTERNAL, "CUDA plug-in returned unknown status ", status, " from ", call, ": ", error.text);
+    }
+    const auto known = static_cast<inf_status>(status);
+    if (error.text[0] == '\0') {
+        fail(known, "CUDA plug-in ", call, " failed: ", status_name(status));
+    }
+    throw Error(known, error.text);
+}
+
+class PluginBackend final : public Backend {
+public:
+    PluginBackend(const inf_plugin_api* api, std::int32_t device_count) : api_(api), device_count_(device_count) {}
+
+    inf_device_kind kind() const noexcept override { return INF_DEVICE_KIND_CUDA; }
+    bool host_accessible() const noexcept override { return false; }
+    std::int32_t device_count() const override { return device_count_; }
+
+    void device_info(std::int32_t ordinal, inf_device_info& info) const override {
+        check_ordinal(*this, ordinal);
+        inf_plugin_device_info plugin_info{};
+        PluginError error;
+        check(api_->device_info(ordinal, &plugin_info, error.text, sizeof error.text), error, "device_info");
+        plugin_info.name[sizeof plugin_info.name - 1] = '\0';
+        info.kind = INF_DEVICE_KIND_CUDA;
+        info.ordinal = ordinal;
+        info.compute_units = plugin_info.compute_units;
+        info.total_memory = plugin_info.total_memory;
+        info.free_memory = plugin_info.free_memory;
+        info.capability_major = plugin_info.capability_major;
+        info.capability_minor = plugin_info.capability_minor;
+        info.features = 0;
+        info.reserved = 0;
+        copy_device_name(info.name, sizeof info.name, plugin_info.name);
+    }
+
+    void* allocate(std::int32_t ordinal, std::uint64_t bytes) override {
+        void* pointer = nullptr;
+        PluginError error;
+        check(api_->allocate(ordinal, bytes, &pointer, error.text, sizeof error.text), error, "allocate");
+        if (pointer == nullptr) {
+            fail(INF_STATUS_INTERNAL, "CUDA plug-in allocate returned no pointer for ", bytes, " bytes on ",
+                 device_label(kind(), ordinal));
+        }
+        return pointer;
+    }
+
+    void deallocate(std::int32_t ordinal, void* pointer, std::uint64_t bytes) noexcept override {
+        PluginError error;
+        const std::int32_t status = api_->deallocate(ordinal, pointer, error.text, sizeof error.text);
+        if (status != INF_STATUS_OK) {
+            error.text[sizeof error.text - 1] = '\0';
+            log(INF_LOG_LEVEL_ERROR, "freeing ", bytes, " bytes on cuda:", ordinal, " failed: ", error.text);
+        }
+    }
+
+    void copy_from_host(std::int32_t ordinal, void* dst, const void* src, std::uint64_t bytes) override {
+        PluginError error;
+        check(api_->copy_from_host(ordinal, dst, src, bytes, error.text, sizeof error.text), error, "copy_from_host");
+    }
+    void copy_to_host(std::int32_t ordinal, void* dst, const void* src, std::uint64_t bytes) override {
+        PluginError error;
+        check(api_->copy_to_host(ordinal, dst, src, bytes, error.text, sizeof error.text), error, "copy_to_host");
+    }
+    void copy_within(std::int32_t ordinal, void* dst, const void* src, std::uint64_t bytes) override {
+        PluginError error;
+        check(api_->copy_within(ordinal, dst, src, bytes, error.text, sizeof error.text), error, "copy_within");
+    }
+    void copy_peer(std::int32_t dst_ordinal, void* dst, std::int32_t src_ordinal, const void* src,
+                   std::uint64_t bytes) override {
+        PluginError error;
+        check(api_->copy_peer(dst_ordinal, dst, src_ordinal, src, bytes, error.text, sizeof error.text), error,
+              "copy_peer");
+    }
+    void fill(std::int32_t ordinal, void* dst, std::uint64_t pattern, std::uint32_t pattern_bytes,
+              std::uint64_t count) override {
+        PluginError error;
+        check(api_->fill(ordinal, dst, pattern, pattern_bytes, count, error.text, sizeof error.text), error, "fill");
+    }
+    void synchronize(std::int32_t ordinal) override {
+        PluginError error;
+        check(api_->synchronize(ordinal, error.text, sizeof error.text), error, "synchronize");
+    }
+
+private:
+    const inf_plugin_api* api_;
+    std::int32_t device_count_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_plugin_backend(const inf_plugin_api* api, std::int32_t device_count) {
+    return std::make_unique<PluginBackend>(api, device_count);
+}
+
+}  // namespace inf

@@ -1,0 +1,86 @@
+/*
+ * The interface between libinfinite.so and a backend plug-in loaded at run time (libinfinite_cuda.so).
+ *
+ * Plain C so that the two sides may come from different compilers (the plug-in is built by nvcc with
+ * its own host compiler) and never share C++ types, exceptions or allocators. The plug-in exports one
+ * function, INF_PLUGIN_ENTRY_NAME, returning a static table of function pointers for the ABI version
+ * the core asks for (or NULL when it does not speak that version).
+ *
+ * Every function returns an inf_status. On failure it writes a zero-terminated message into error
+ * (capacity error_capacity bytes) naming the call, the device and the runtime's error, e.g.
+ * "cudaMalloc(1024 bytes) on cuda:0: cudaErrorMemoryAllocation: out of memory".
+ * Functions other than init may be called from any thread, concurrently.
+ */
+#ifndef INFINITE_PLUGIN_ABI_H
+#define INFINITE_PLUGIN_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infinite/infinite.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on every incompatible change of inf_plugin_api or inf_plugin_device_info. */
+#define INF_PLUGIN_ABI_VERSION 1u
+
+/* Name of the exported entry point, of type inf_plugin_get_fn. */
+#define INF_PLUGIN_ENTRY_NAME "inf_cuda_plugin_get"
+
+/* Room the core gives every error message. */
+#define INF_PLUGIN_ERROR_CAPACITY 512
+
+typedef struct inf_plugin_device_info {
+    char name[INF_DEVICE_NAME_CAPACITY];
+    uint64_t total_memory;
+    uint64_t free_memory;
+    int32_t compute_units;
+    int32_t capability_major;
+    int32_t capability_minor;
+    int32_t reserved;
+} inf_plugin_device_info;
+
+typedef struct inf_plugin_api {
+    /* INF_PLUGIN_ABI_VERSION the table was built with, and sizeof(inf_plugin_api) in the plug-in. */
+    uint32_t abi_version;
+    uint32_t size;
+    /* Static text for logs, e.g. "CUDA runtime 11.8, archs 80;90". */
+    const char* description;
+
+    /* Loads the runtime and counts devices; called once, before anything else. A missing driver, a
+     * driver older than the runtime or no device is INF_STATUS_BACKEND_UNAVAILABLE with the reason. */
+    inf_status (*init)(int32_t* out_device_count, char* error, size_t error_capacity);
+    inf_status (*device_info)(int32_t ordinal, inf_plugin_device_info* out_info, char* error,
+                              size_t error_capacity);
+
+    /* At least 256-byte aligned. deallocate may run on any thread (the plug-in selects the device). */
+    inf_status (*allocate)(int32_t ordinal, uint64_t bytes, void** out_pointer, char* error, size_t error_capacity);
+    inf_status (*deallocate)(int32_t ordinal, void* pointer, char* error, size_t error_capacity);
+
+    /* Return when the copy is complete (host src may be reused, host dst holds the data). */
+    inf_status (*copy_from_host)(int32_t ordinal, void* dst, const void* src, uint64_t bytes, char* error,
+                                 size_t error_capacity);
+    inf_status (*copy_to_host)(int32_t ordinal, void* dst, const void* src, uint64_t bytes, char* error,
+                               size_t error_capacity);
+    /* Within one device; the ranges may overlap. Ordered with later work on the device. */
+    inf_status (*copy_within)(int32_t ordinal, void* dst, const void* src, uint64_t bytes, char* error,
+                              size_t error_capacity);
+    inf_status (*copy_peer)(int32_t dst_ordinal, void* dst, int32_t src_ordinal, const void* src, uint64_t bytes,
+                            char* error, size_t error_capacity);
+
+    /* count copies of the first pattern_bytes (1, 2, 4 or 8) bytes of pattern's representation from dst,
+     * which may have any alignment. Ordered with later work on the device. */
+    inf_status (*fill)(int32_t ordinal, void* dst, uint64_t pattern, uint32_t pattern_bytes, uint64_t count,
+                       char* error, size_t error_capacity);
+    inf_status (*synchronize)(int32_t ordinal, char* error, size_t error_capacity);
+} inf_plugin_api;
+
+typedef const inf_plugin_api* (*inf_plugin_get_fn)(uint32_t abi_version);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INFINITE_PLUGIN_ABI_H */
