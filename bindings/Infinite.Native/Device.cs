@@ -7,6 +7,8 @@ namespace Infinite.Native;
 /// </summary>
 public sealed class Device : IDisposable
 {
+    private volatile bool _disposed;
+
     private Device(DeviceHandle handle, DeviceKind kind, int ordinal)
     {
         Handle = handle;
@@ -71,6 +73,7 @@ public sealed class Device : IDisposable
     {
         get
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             using var device = new HandleLease(Handle);
             inf_device_info info = DeviceInfo.Empty();
             NativeStatus.Check(NativeMethods.inf_device_query((inf_device*)device.Value, &info));
@@ -81,6 +84,7 @@ public sealed class Device : IDisposable
     /// <summary>Allocates <paramref name="bytes"/> bytes of device memory (contents undefined).</summary>
     public DeviceBuffer Allocate(long bytes)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
         return new DeviceBuffer(this, BufferHandle.Allocate(Handle, (ulong)bytes), bytes);
     }
@@ -95,11 +99,18 @@ public sealed class Device : IDisposable
     /// <summary>Waits until all work queued on this device is done.</summary>
     public unsafe void Synchronize()
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         using var device = new HandleLease(Handle);
         NativeStatus.Check(NativeMethods.inf_device_synchronize((inf_device*)device.Value));
     }
 
-    public void Dispose() => Handle.Dispose();
+    /// <summary>Releases this object's hold on the device. Buffers still alive keep the native device
+    /// until they are disposed too; this object refuses further use at once.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        Handle.Dispose();
+    }
 
     public override string ToString() => $"{Kind.ToString().ToLowerInvariant()}:{Ordinal}";
 }

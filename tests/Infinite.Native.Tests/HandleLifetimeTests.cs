@@ -34,12 +34,14 @@ public sealed class HandleLifetimeTests
         var buffer = device.Allocate<int>(8);
 
         device.Dispose();
-        Assert.True(device.Handle.IsClosed);
+        Assert.False(device.Handle.IsClosed); // the buffer's reference keeps the native device
         Assert.Equal(before.Devices + 1, InfiniteLibrary.GetLiveObjects().Devices);
+        Assert.Throws<ObjectDisposedException>(() => device.Allocate(16));
         buffer.Write<int>([1, 2, 3, 4, 5, 6, 7, 8]);
         Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8], buffer.ToArray<int>());
 
         buffer.Dispose();
+        Assert.True(device.Handle.IsClosed);
         Assert.Equal(before, InfiniteLibrary.GetLiveObjects());
     }
 
@@ -63,6 +65,8 @@ public sealed class HandleLifetimeTests
     [Fact]
     public void The_finalizer_releases_forgotten_handles_once_in_either_order()
     {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
         LiveObjects before = InfiniteLibrary.GetLiveObjects();
         long devicesReleased = DeviceHandle.ReleasedCount;
         long buffersReleased = BufferHandle.ReleasedCount;

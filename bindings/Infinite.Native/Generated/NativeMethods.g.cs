@@ -92,6 +92,7 @@ internal unsafe partial struct inf_live_objects
 {
     public uint size;
     public uint reserved;
+    /// <summary>Live device handles (a destroyed device kept alive only by its buffers is not counted).</summary>
     public long devices;
     public long buffers;
     /// <summary>Bytes held by live buffers, over all devices.</summary>
@@ -226,14 +227,17 @@ internal static unsafe partial class NativeMethods
     [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
     public static partial InfiniteStatus inf_buffer_read(inf_buffer* src, ulong src_offset, void* dst, ulong bytes);
 
-    /// <summary>Copies bytes between buffers on the same or different devices. Overlapping ranges of one buffer are allowed.</summary>
+    /// <summary>
+    /// Copies bytes between buffers on the same or different devices. Overlapping ranges of one buffer are allowed.
+    /// On CUDA a device-to-device copy is queued: later reads see it; inf_device_synchronize waits for it.
+    /// </summary>
     [LibraryImport(LibraryName)]
     [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
     public static partial InfiniteStatus inf_buffer_copy(inf_buffer* dst, ulong dst_offset, inf_buffer* src, ulong src_offset, ulong bytes);
 
     /// <summary>
     /// Writes count copies of a pattern of pattern_bytes (1, 2, 4 or 8) starting at dst_offset,
-    /// e.g. a NaN bit pattern to poison outputs before a kernel runs.
+    /// e.g. a NaN bit pattern to poison outputs before a kernel runs. Queued on CUDA, like inf_buffer_copy.
     /// </summary>
     [LibraryImport(LibraryName)]
     [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
