@@ -1,4 +1,5 @@
 #:project ../bindings/Infinite.Native/Infinite.Native.csproj
+#:property PublishAot=false
 // A .NET 10 file-based app: `dotnet run examples/devices.cs` (after ./build.sh build).
 // Lists the devices Infinite can use and round-trips a buffer through the first GPU, or the CPU.
 using Infinite.Native;

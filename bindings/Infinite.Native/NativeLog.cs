@@ -32,6 +32,9 @@ public static class NativeLog
         Volatile.Write(ref _logger, null);
     }
 
+    /// <summary>Sets the lowest native level that is formatted and delivered (default Warning).</summary>
+    public static void SetLevel(NativeLogLevel level) => NativeStatus.Check(NativeMethods.inf_set_log_level(level));
+
     internal static NativeLogLevel MinimumLevel(ILogger logger)
     {
         for (var level = LogLevel.Trace; level <= LogLevel.Critical; level++)

@@ -15,6 +15,7 @@ internal static class DevicesCommand
 
     internal static int Run(TextWriter output)
     {
+        NativeLog.SetLevel(NativeLogLevel.Error); // the CUDA line below says it once, not twice
         output.WriteLine($"{"id",-8} {"name",-44} {"memory (free/total)",-22} {"units",5}  details");
         foreach (DeviceInfo d in Device.List())
         {
