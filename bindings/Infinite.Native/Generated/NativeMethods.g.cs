@@ -53,6 +53,14 @@ public enum NativeLogLevel : int
     None = 5,
 }
 
+/// <summary>Element type of KV storage and of query inputs. The CPU computes in float32 whatever the storage.</summary>
+public enum inf_dtype : int
+{
+    F32 = 0,
+    F16 = 1,
+    Bf16 = 2,
+}
+
 /// <summary>CPU features the kernels dispatch on (inf_device_info.features, CPU devices only).</summary>
 [Flags]
 public enum CpuFeatures : int
@@ -97,18 +105,71 @@ internal unsafe partial struct inf_live_objects
     public long buffers;
     /// <summary>Bytes held by live buffers, over all devices.</summary>
     public ulong buffer_bytes;
+    public long page_pools;
+}
+
+/// <summary>Shape of a page pool. Versioned: set size = sizeof(inf_page_pool_config).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe partial struct inf_page_pool_config
+{
+    public uint size;
+    public inf_dtype dtype;
+    public int layers;
+    public int kv_heads;
+    /// <summary>A multiple of 8, at most 256 (64 and 128 are the tuned ones).</summary>
+    public int head_dim;
+    /// <summary>Tokens per page: a power of two from 16 to 256.</summary>
+    public int page_size;
+    /// <summary>Pages per layer.</summary>
+    public int pages;
+    /// <summary>Tokens per summary sub-page: a power of two dividing page_size, or 0 for no summaries.</summary>
+    public int logical_page_size;
+}
+
+/// <summary>
+/// A batch of sequences for one MicroAttention call. All arrays are host memory, read during the call.
+/// Sequence s owns query rows q_starts[s] .. q_starts[s+1]-1 (decode: 1 row; a prefill chunk: n rows).
+/// A query at position p sees the keys at positions &lt;= p that are &lt; kv_lengths[s] (causal).
+/// Entry j of sequence s (page_starts[s] &lt;= j &lt; page_starts[s+1]) is physical page page_ids[j], whose slot t
+/// holds the key at position page_positions[j] + t (page_positions null: (j - page_starts[s]) * page_size).
+/// With head_page_starts non-null, KV head h of sequence s reads only the entries
+/// page_starts[s] + head_page_indices[i] for head_page_starts[s*kv_heads+h] &lt;= i &lt; head_page_starts[s*kv_heads+h+1]
+/// (sparse heads, remote parts); otherwise every head reads all of its sequence's entries.
+/// Versioned: set size = sizeof(inf_attention_batch).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe partial struct inf_attention_batch
+{
+    public uint size;
+    public int sequences;
+    public int q_heads;
+    /// <summary>Element type of q: INF_DTYPE_F32 or the pool's dtype.</summary>
+    public inf_dtype q_dtype;
+    /// <summary>Softmax scale; 0 means 1/sqrt(head_dim).</summary>
+    public float scale;
+    public int reserved;
+    public int* q_starts;
+    public int* q_positions;
+    public int* kv_lengths;
+    public int* page_starts;
+    public int* page_ids;
+    public int* page_positions;
+    public int* head_page_starts;
+    public int* head_page_indices;
 }
 
 internal partial struct inf_device { }
 
 internal partial struct inf_buffer { }
 
+internal partial struct inf_page_pool { }
+
 internal static unsafe partial class NativeMethods
 {
     public const string LibraryName = "infinite";
 
     /// <summary>Version of this ABI. Bumped on every incompatible change; bindings refuse a library with another.</summary>
-    public const int INF_ABI_VERSION = 1;
+    public const int INF_ABI_VERSION = 2;
 
     /// <summary>Longest device name, including the terminating zero.</summary>
     public const int INF_DEVICE_NAME_CAPACITY = 128;
@@ -242,4 +303,73 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibraryName)]
     [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
     public static partial InfiniteStatus inf_buffer_fill(inf_buffer* dst, ulong dst_offset, void* pattern, uint pattern_bytes, ulong count);
+
+    /// <summary>Reserves a pool of config's shape on device (all memory at once; none on the hot path).</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_pool_create(inf_device* device, inf_page_pool_config* config, inf_page_pool** out_pool);
+
+    /// <summary>Frees the pool. A null pool is a no-op that returns OK.</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_pool_destroy(inf_page_pool* pool);
+
+    /// <summary>The pool's shape.</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_pool_get_config(inf_page_pool* pool, inf_page_pool_config* out_config);
+
+    /// <summary>Bytes of device memory the pool holds (K, V and summaries, all layers).</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_pool_bytes(inf_page_pool* pool, ulong* out_bytes);
+
+    /// <summary>
+    /// Stores tokens' keys and values of one layer: k and v are float32 [tokens][kv_heads][head_dim] in host
+    /// memory; token i goes to slot slots[i] of page pages[i]. Keys are stored as given (post-RoPE). The summaries
+    /// of the logical pages touched are updated; writing slot 0 of a logical page restarts its summary.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_pool_append(inf_page_pool* pool, int layer, int tokens, int* pages, int* slots, float* k, float* v);
+
+    /// <summary>Reads one page of one layer as float32 [kv_heads][page_size][head_dim] into host k_out and v_out.</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_pool_read_page(inf_page_pool* pool, int layer, int page, float* k_out, float* v_out);
+
+    /// <summary>
+    /// Reads one page's summary as float32 [kv_heads][page_size / logical_page_size][2][head_dim] (min, then max)
+    /// into host memory. INF_STATUS_UNSUPPORTED when the pool keeps no summaries.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_pool_read_summary(inf_page_pool* pool, int layer, int page, float* summary_out);
+
+    /// <summary>
+    /// Copies count pages (every layer: K, V and summaries) from src_pages of src to dst_pages of dst. The pools
+    /// must have the same shape and dtype and may live on different devices: the primitive of migration.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_pool_copy_pages(inf_page_pool* dst, int* dst_pages, inf_page_pool* src, int* src_pages, int count);
+
+    /// <summary>
+    /// MicroAttention of one layer over batch (see inf_attention_batch). q: [total_q][q_heads][head_dim] of
+    /// batch-&gt;q_dtype; o: float32 [total_q][q_heads][head_dim]; lse: float32 [total_q][q_heads], natural log.
+    /// Query head g reads KV head g / (q_heads / kv_heads). A query that sees no key gets o = 0, lse = -inf.
+    /// All three buffers live on the pool's device. Long sequences are split across cores / SMs and merged.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_attention_run(inf_page_pool* pool, int layer, inf_attention_batch* batch, inf_buffer* q, inf_buffer* o, inf_buffer* lse);
+
+    /// <summary>
+    /// Merges parts partial results into one: o_parts[i] float32 [rows][head_dim], lse_parts[i] float32 [rows]
+    /// (rows = tokens * heads), all on one device; o_out and lse_out may be o_parts[0] and lse_parts[0].
+    /// s = log(sum_i e^s_i), o = sum_i e^(s_i - s) o_i: exact, associative, commutative, -inf safe.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_attention_merge(int parts, inf_buffer** o_parts, inf_buffer** lse_parts, long rows, int head_dim, inf_buffer* o_out, inf_buffer* lse_out);
 }

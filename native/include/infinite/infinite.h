@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 /* Version of this ABI. Bumped on every incompatible change; bindings refuse a library with another. */
-#define INF_ABI_VERSION 1
+#define INF_ABI_VERSION 2
 
 /* Longest device name, including the terminating zero. */
 #define INF_DEVICE_NAME_CAPACITY 128
@@ -85,6 +85,13 @@ typedef enum inf_log_level {
     INF_LOG_LEVEL_NONE = 5
 } inf_log_level;
 
+/* Element type of KV storage and of query inputs. The CPU computes in float32 whatever the storage. */
+typedef enum inf_dtype {
+    INF_DTYPE_F32 = 0,
+    INF_DTYPE_F16 = 1,
+    INF_DTYPE_BF16 = 2
+} inf_dtype;
+
 /* CPU features the kernels dispatch on (inf_device_info.features, CPU devices only). */
 typedef enum inf_cpu_feature {
     INF_CPU_FEATURE_AVX2 = 1,
@@ -99,6 +106,10 @@ typedef struct inf_device inf_device;
 
 /* A block of memory on a device. It keeps its device alive. Not safe for concurrent writes. */
 typedef struct inf_buffer inf_buffer;
+
+/* A paged KV cache of one model shape on one device: per layer, K and V [pages][kv_heads][page_size][head_dim],
+ * plus page summaries (key min/max per logical sub-page) for page selection. Reserved once at creation. */
+typedef struct inf_page_pool inf_page_pool;
 
 /* What a device is. Versioned: set size = sizeof(inf_device_info) before the call. */
 typedef struct inf_device_info {
@@ -129,7 +140,52 @@ typedef struct inf_live_objects {
     int64_t buffers;
     /* Bytes held by live buffers, over all devices. */
     uint64_t buffer_bytes;
+    int64_t page_pools;
 } inf_live_objects;
+
+/* Shape of a page pool. Versioned: set size = sizeof(inf_page_pool_config). */
+typedef struct inf_page_pool_config {
+    uint32_t size;
+    inf_dtype dtype;
+    int32_t layers;
+    int32_t kv_heads;
+    /* A multiple of 8, at most 256 (64 and 128 are the tuned ones). */
+    int32_t head_dim;
+    /* Tokens per page: a power of two from 16 to 256. */
+    int32_t page_size;
+    /* Pages per layer. */
+    int32_t pages;
+    /* Tokens per summary sub-page: a power of two dividing page_size, or 0 for no summaries. */
+    int32_t logical_page_size;
+} inf_page_pool_config;
+
+/* A batch of sequences for one MicroAttention call. All arrays are host memory, read during the call.
+ * Sequence s owns query rows q_starts[s] .. q_starts[s+1]-1 (decode: 1 row; a prefill chunk: n rows).
+ * A query at position p sees the keys at positions <= p that are < kv_lengths[s] (causal).
+ * Entry j of sequence s (page_starts[s] <= j < page_starts[s+1]) is physical page page_ids[j], whose slot t
+ * holds the key at position page_positions[j] + t (page_positions null: (j - page_starts[s]) * page_size).
+ * With head_page_starts non-null, KV head h of sequence s reads only the entries
+ * page_starts[s] + head_page_indices[i] for head_page_starts[s*kv_heads+h] <= i < head_page_starts[s*kv_heads+h+1]
+ * (sparse heads, remote parts); otherwise every head reads all of its sequence's entries.
+ * Versioned: set size = sizeof(inf_attention_batch). */
+typedef struct inf_attention_batch {
+    uint32_t size;
+    int32_t sequences;
+    int32_t q_heads;
+    /* Element type of q: INF_DTYPE_F32 or the pool's dtype. */
+    inf_dtype q_dtype;
+    /* Softmax scale; 0 means 1/sqrt(head_dim). */
+    float scale;
+    int32_t reserved;
+    const int32_t* q_starts;
+    const int32_t* q_positions;
+    const int32_t* kv_lengths;
+    const int32_t* page_starts;
+    const int32_t* page_ids;
+    const int32_t* page_positions;
+    const int32_t* head_page_starts;
+    const int32_t* head_page_indices;
+} inf_attention_batch;
 
 /* Receives one complete log line (no trailing newline). May be called from any thread, concurrently. */
 typedef void (*inf_log_callback)(void* user_data, inf_log_level level, const char* message);
@@ -215,6 +271,57 @@ INF_API inf_status inf_buffer_copy(inf_buffer* dst, uint64_t dst_offset, const i
  * e.g. a NaN bit pattern to poison outputs before a kernel runs. Queued on CUDA, like inf_buffer_copy. */
 INF_API inf_status inf_buffer_fill(inf_buffer* dst, uint64_t dst_offset, const void* pattern, uint32_t pattern_bytes,
                                    uint64_t count);
+
+/* ---- page pools (paged KV cache) --------------------------------------- */
+
+/* Reserves a pool of config's shape on device (all memory at once; none on the hot path). */
+INF_API inf_status inf_page_pool_create(inf_device* device, const inf_page_pool_config* config,
+                                        inf_page_pool** out_pool);
+
+/* Frees the pool. A null pool is a no-op that returns OK. */
+INF_API inf_status inf_page_pool_destroy(inf_page_pool* pool);
+
+/* The pool's shape. */
+INF_API inf_status inf_page_pool_get_config(const inf_page_pool* pool, inf_page_pool_config* out_config);
+
+/* Bytes of device memory the pool holds (K, V and summaries, all layers). */
+INF_API inf_status inf_page_pool_bytes(const inf_page_pool* pool, uint64_t* out_bytes);
+
+/* Stores tokens' keys and values of one layer: k and v are float32 [tokens][kv_heads][head_dim] in host
+ * memory; token i goes to slot slots[i] of page pages[i]. Keys are stored as given (post-RoPE). The summaries
+ * of the logical pages touched are updated; writing slot 0 of a logical page restarts its summary. */
+INF_API inf_status inf_page_pool_append(inf_page_pool* pool, int32_t layer, int32_t tokens, const int32_t* pages,
+                                        const int32_t* slots, const float* k, const float* v);
+
+/* Reads one page of one layer as float32 [kv_heads][page_size][head_dim] into host k_out and v_out. */
+INF_API inf_status inf_page_pool_read_page(const inf_page_pool* pool, int32_t layer, int32_t page, float* k_out,
+                                           float* v_out);
+
+/* Reads one page's summary as float32 [kv_heads][page_size / logical_page_size][2][head_dim] (min, then max)
+ * into host memory. INF_STATUS_UNSUPPORTED when the pool keeps no summaries. */
+INF_API inf_status inf_page_pool_read_summary(const inf_page_pool* pool, int32_t layer, int32_t page,
+                                              float* summary_out);
+
+/* Copies count pages (every layer: K, V and summaries) from src_pages of src to dst_pages of dst. The pools
+ * must have the same shape and dtype and may live on different devices: the primitive of migration. */
+INF_API inf_status inf_page_pool_copy_pages(inf_page_pool* dst, const int32_t* dst_pages, const inf_page_pool* src,
+                                            const int32_t* src_pages, int32_t count);
+
+/* ---- attention -------------------------------------------------------- */
+
+/* MicroAttention of one layer over batch (see inf_attention_batch). q: [total_q][q_heads][head_dim] of
+ * batch->q_dtype; o: float32 [total_q][q_heads][head_dim]; lse: float32 [total_q][q_heads], natural log.
+ * Query head g reads KV head g / (q_heads / kv_heads). A query that sees no key gets o = 0, lse = -inf.
+ * All three buffers live on the pool's device. Long sequences are split across cores / SMs and merged. */
+INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const inf_attention_batch* batch,
+                                     const inf_buffer* q, inf_buffer* o, inf_buffer* lse);
+
+/* Merges parts partial results into one: o_parts[i] float32 [rows][head_dim], lse_parts[i] float32 [rows]
+ * (rows = tokens * heads), all on one device; o_out and lse_out may be o_parts[0] and lse_parts[0].
+ * s = log(sum_i e^s_i), o = sum_i e^(s_i - s) o_i: exact, associative, commutative, -inf safe. */
+INF_API inf_status inf_attention_merge(int32_t parts, const inf_buffer* const* o_parts,
+                                       const inf_buffer* const* lse_parts, int64_t rows, int32_t head_dim,
+                                       inf_buffer* o_out, inf_buffer* lse_out);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "attention/attention_params.h"
 #include "infinite/infinite.h"
 
 namespace inf {
@@ -44,6 +45,15 @@ public:
     virtual void fill(std::int32_t ordinal, void* dst, std::uint64_t pattern, std::uint32_t pattern_bytes,
                       std::uint64_t count) = 0;
     virtual void synchronize(std::int32_t ordinal) = 0;
+
+    // Paged-KV kernels (attention_params.h). Pointers inside the params are this backend's device
+    // addresses; the core has validated every index. The defaults throw INF_STATUS_UNSUPPORTED
+    // naming the device, for backends that do not implement them yet.
+    virtual void kv_append(std::int32_t ordinal, const inf_kv_append_params& params);
+    virtual void attention(std::int32_t ordinal, const inf_attention_params& params);
+    virtual void attention_merge(std::int32_t ordinal, const inf_attention_merge_params& params);
+    // Bytes of workspace attention() needs for params (split-KV partials); 0 when none.
+    virtual std::uint64_t attention_workspace_bytes(std::int32_t ordinal, const inf_attention_params& params) const;
 };
 
 // "cpu", "cuda".

@@ -34,13 +34,50 @@ public sealed class LayoutTests
     [Fact]
     public void inf_live_objects_has_native_layout()
     {
-        Assert.Equal(32, Unsafe.SizeOf<inf_live_objects>());
-        Assert.Equal(32, Marshal.SizeOf<inf_live_objects>());
+        Assert.Equal(40, Unsafe.SizeOf<inf_live_objects>());
+        Assert.Equal(40, Marshal.SizeOf<inf_live_objects>());
         Assert.Equal(0, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.size)).ToInt64());
         Assert.Equal(4, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.reserved)).ToInt64());
         Assert.Equal(8, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.devices)).ToInt64());
         Assert.Equal(16, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.buffers)).ToInt64());
         Assert.Equal(24, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.buffer_bytes)).ToInt64());
+        Assert.Equal(32, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.page_pools)).ToInt64());
+    }
+
+    [Fact]
+    public void inf_page_pool_config_has_native_layout()
+    {
+        Assert.Equal(32, Unsafe.SizeOf<inf_page_pool_config>());
+        Assert.Equal(32, Marshal.SizeOf<inf_page_pool_config>());
+        Assert.Equal(0, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.size)).ToInt64());
+        Assert.Equal(4, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.dtype)).ToInt64());
+        Assert.Equal(8, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.layers)).ToInt64());
+        Assert.Equal(12, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.kv_heads)).ToInt64());
+        Assert.Equal(16, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.head_dim)).ToInt64());
+        Assert.Equal(20, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.page_size)).ToInt64());
+        Assert.Equal(24, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.pages)).ToInt64());
+        Assert.Equal(28, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.logical_page_size)).ToInt64());
+    }
+
+    [Fact]
+    public void inf_attention_batch_has_native_layout()
+    {
+        Assert.Equal(88, Unsafe.SizeOf<inf_attention_batch>());
+        Assert.Equal(88, Marshal.SizeOf<inf_attention_batch>());
+        Assert.Equal(0, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.size)).ToInt64());
+        Assert.Equal(4, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.sequences)).ToInt64());
+        Assert.Equal(8, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.q_heads)).ToInt64());
+        Assert.Equal(12, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.q_dtype)).ToInt64());
+        Assert.Equal(16, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.scale)).ToInt64());
+        Assert.Equal(20, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.reserved)).ToInt64());
+        Assert.Equal(24, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.q_starts)).ToInt64());
+        Assert.Equal(32, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.q_positions)).ToInt64());
+        Assert.Equal(40, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.kv_lengths)).ToInt64());
+        Assert.Equal(48, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.page_starts)).ToInt64());
+        Assert.Equal(56, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.page_ids)).ToInt64());
+        Assert.Equal(64, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.page_positions)).ToInt64());
+        Assert.Equal(72, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.head_page_starts)).ToInt64());
+        Assert.Equal(80, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.head_page_indices)).ToInt64());
     }
 
     [Theory]
@@ -67,6 +104,16 @@ public sealed class LayoutTests
     [InlineData("inf_buffer_read")]
     [InlineData("inf_buffer_copy")]
     [InlineData("inf_buffer_fill")]
+    [InlineData("inf_page_pool_create")]
+    [InlineData("inf_page_pool_destroy")]
+    [InlineData("inf_page_pool_get_config")]
+    [InlineData("inf_page_pool_bytes")]
+    [InlineData("inf_page_pool_append")]
+    [InlineData("inf_page_pool_read_page")]
+    [InlineData("inf_page_pool_read_summary")]
+    [InlineData("inf_page_pool_copy_pages")]
+    [InlineData("inf_attention_run")]
+    [InlineData("inf_attention_merge")]
     public void function_is_exported(string name)
     {
         // Runs the bindings assembly's module initializer, which registers the resolver that finds the library.
