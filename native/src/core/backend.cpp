@@ -69,4 +69,18 @@ void copy_device_name(char* out, std::size_t capacity, const std::string& name) 
     std::memset(out + length, 0, capacity - length);
 }
 
+void Backend::kv_append(std::int32_t ordinal, const inf_kv_append_params&) {
+    fail(INF_STATUS_UNSUPPORTED, "kv_append is not implemented on ", device_label(kind(), ordinal));
+}
+
+void Backend::attention(std::int32_t ordinal, const inf_attention_params&) {
+    fail(INF_STATUS_UNSUPPORTED, "attention is not implemented on ", device_label(kind(), ordinal));
+}
+
+void Backend::attention_merge(std::int32_t ordinal, const inf_attention_merge_params&) {
+    fail(INF_STATUS_UNSUPPORTED, "attention merge is not implemented on ", device_label(kind(), ordinal));
+}
+
+std::uint64_t Backend::attention_workspace_bytes(std::int32_t, const inf_attention_params&) const { return 0; }
+
 }  // namespace inf
