@@ -1,22 +1,13 @@
-using System.Runtime.InteropServices;
-
 namespace Infinite.Native;
 
-/// <summary>
-/// Owns one native <c>inf_buffer</c> and keeps its parent <see cref="DeviceHandle"/> alive
-/// (<c>DangerousAddRef</c>) until the buffer is freed, so device memory is never freed without
-/// its device, even when the finalizer thread releases the two in either order.
-/// </summary>
-public sealed class BufferHandle : SafeHandle
+/// <summary>Owns one native <c>inf_buffer</c>; keeps its device alive (see <see cref="DeviceChildHandle"/>).</summary>
+public sealed class BufferHandle : DeviceChildHandle
 {
     private static long _released;
-    private DeviceHandle? _parent;
 
-    internal BufferHandle() : base(0, ownsHandle: true)
+    internal BufferHandle()
     {
     }
-
-    public override bool IsInvalid => handle == 0;
 
     /// <summary>How many buffer handles this process has released (for leak and double-free tests).</summary>
     internal static long ReleasedCount => Interlocked.Read(ref _released);
@@ -24,32 +15,18 @@ public sealed class BufferHandle : SafeHandle
     internal static unsafe BufferHandle Allocate(DeviceHandle device, ulong bytes)
     {
         var result = new BufferHandle();
-        bool added = false;
-        try
+        result.Create(device, parent =>
         {
-            device.DangerousAddRef(ref added);
             inf_buffer* buffer;
-            NativeStatus.Check(NativeMethods.inf_buffer_create((inf_device*)device.DangerousGetHandle(), bytes, &buffer));
-            result._parent = device;
-            result.SetHandle((nint)buffer);
-            added = false; // the reference now belongs to the buffer, released in ReleaseHandle
-        }
-        finally
-        {
-            if (added)
-            {
-                device.DangerousRelease();
-            }
-        }
+            NativeStatus.Check(NativeMethods.inf_buffer_create((inf_device*)parent, bytes, &buffer));
+            return (nint)buffer;
+        });
         return result;
     }
 
-    protected override unsafe bool ReleaseHandle()
+    private protected override unsafe bool Destroy(nint native)
     {
         Interlocked.Increment(ref _released);
-        bool ok = NativeMethods.inf_buffer_destroy((inf_buffer*)handle) == InfiniteStatus.Ok;
-        _parent?.DangerousRelease();
-        _parent = null;
-        return ok;
+        return NativeMethods.inf_buffer_destroy((inf_buffer*)native) == InfiniteStatus.Ok;
     }
 }

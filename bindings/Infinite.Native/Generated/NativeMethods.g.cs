@@ -54,7 +54,7 @@ public enum NativeLogLevel : int
 }
 
 /// <summary>Element type of KV storage and of query inputs. The CPU computes in float32 whatever the storage.</summary>
-public enum inf_dtype : int
+public enum DataType : int
 {
     F32 = 0,
     F16 = 1,
@@ -113,7 +113,7 @@ internal unsafe partial struct inf_live_objects
 internal unsafe partial struct inf_page_pool_config
 {
     public uint size;
-    public inf_dtype dtype;
+    public DataType dtype;
     public int layers;
     public int kv_heads;
     /// <summary>A multiple of 8, at most 256 (64 and 128 are the tuned ones).</summary>
@@ -144,7 +144,7 @@ internal unsafe partial struct inf_attention_batch
     public int sequences;
     public int q_heads;
     /// <summary>Element type of q: INF_DTYPE_F32 or the pool's dtype.</summary>
-    public inf_dtype q_dtype;
+    public DataType q_dtype;
     /// <summary>Softmax scale; 0 means 1/sqrt(head_dim).</summary>
     public float scale;
     public int reserved;

@@ -1,0 +1,42 @@
+namespace Infinite.Native;
+
+/// <summary>
+/// Shape of a paged KV cache: per layer, K and V <c>[Pages][KvHeads][PageSize][HeadDim]</c> of
+/// <see cref="DataType"/>, plus key min/max summaries per <see cref="LogicalPageSize"/> tokens
+/// (0: none) for sparse page selection. The native library validates it and names a bad field.
+/// </summary>
+public sealed record PagePoolConfig(
+    int Layers,
+    int KvHeads,
+    int HeadDim,
+    int PageSize,
+    int Pages,
+    DataType DataType = DataType.F32,
+    int LogicalPageSize = 0)
+{
+    /// <summary>Values of one token of one layer: KvHeads * HeadDim.</summary>
+    public int TokenWidth => KvHeads * HeadDim;
+
+    /// <summary>Floats of one page of one layer, for K or for V: KvHeads * PageSize * HeadDim.</summary>
+    public int PageFloats => KvHeads * PageSize * HeadDim;
+
+    /// <summary>Floats of one page's summary: KvHeads * (PageSize / LogicalPageSize) * 2 * HeadDim.</summary>
+    public int SummaryFloats => LogicalPageSize == 0 ? 0 : KvHeads * (PageSize / LogicalPageSize) * 2 * HeadDim;
+
+    internal static unsafe inf_page_pool_config Empty() => new() { size = (uint)sizeof(inf_page_pool_config) };
+
+    internal unsafe inf_page_pool_config ToNative() => new()
+    {
+        size = (uint)sizeof(inf_page_pool_config),
+        dtype = DataType,
+        layers = Layers,
+        kv_heads = KvHeads,
+        head_dim = HeadDim,
+        page_size = PageSize,
+        pages = Pages,
+        logical_page_size = LogicalPageSize,
+    };
+
+    internal static PagePoolConfig FromNative(in inf_page_pool_config c) =>
+        new(c.layers, c.kv_heads, c.head_dim, c.page_size, c.pages, c.dtype, c.logical_page_size);
+}
