@@ -38,6 +38,7 @@ std::string build_line(const char* key) {
 }  // namespace
 
 void register_buffer_benchmarks();
+void register_cuda_attention_benchmarks();
 
 int main(int argc, char** argv) {
     std::vector<std::string> arguments = normalise_arguments(argc, argv);
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("infinite_build", build_line("build type"));
     benchmark::AddCustomContext("infinite_cuda", build_line("cuda"));
     register_buffer_benchmarks();
+    register_cuda_attention_benchmarks();
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;

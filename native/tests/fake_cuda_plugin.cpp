@@ -221,6 +221,10 @@ const inf_plugin_api kApi = {
     fake_copy_peer,
     fake_fill,
     fake_synchronize,
+    nullptr,  // kv_append: the paged-KV kernels are not faked (the core reports INF_STATUS_UNSUPPORTED)
+    nullptr,  // attention_workspace_bytes
+    nullptr,  // attention
+    nullptr,  // attention_merge
 };
 
 }  // namespace

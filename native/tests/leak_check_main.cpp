@@ -11,6 +11,7 @@ public:
         EXPECT_EQ(live.devices, 0) << "devices left alive";
         EXPECT_EQ(live.buffers, 0) << "buffers left alive";
         EXPECT_EQ(live.buffer_bytes, 0U) << "buffer bytes left alive";
+        EXPECT_EQ(live.page_pools, 0) << "page pools left alive";
     }
 };
 

@@ -1,4 +1,5 @@
 // Library-level exports: versions, build info, status names, and the per-thread last error.
+#include <cstddef>
 #include <regex>
 #include <string>
 #include <thread>
@@ -61,7 +62,8 @@ TEST(Library, UnknownStatusName) {
 TEST(Library, StructLayoutIsTheSameInC) {
     EXPECT_EQ(c_sizeof_device_info(), sizeof(inf_device_info));
     EXPECT_EQ(c_sizeof_live_objects(), sizeof(inf_live_objects));
-    EXPECT_EQ(sizeof(inf_live_objects), 32U);
+    EXPECT_EQ(sizeof(inf_live_objects), 40U);                      // version 2: page_pools appended
+    EXPECT_EQ(offsetof(inf_live_objects, page_pools), 32U);  // version 1 was 32 bytes
 }
 
 TEST(LastError, EmptyOnAThreadWhereNothingFailed) {

@@ -141,10 +141,19 @@ public sealed class MicroAttentionTests
         o1.Write<float>(first); l1.Write<float>(firstLse);
         o2.Write<float>(second); l2.Write<float>(secondLse);
         o3.Write<float>(empty); l3.Write<float>(emptyLse);
-        MicroAttention.Merge([(o2, l2), (o3, l3), (o1, l1)], rows, dim, o1, l1);
+        using var om = kv.Device.Allocate<float>(whole.Length);
+        using var lm = kv.Device.Allocate<float>(rows);
+        om.Fill(float.NaN);
+        lm.Fill(float.NaN);
+        MicroAttention.Merge([(o2, l2), (o3, l3), (o1, l1)], rows, dim, om, lm);
+        MicroAttention.Merge([(o1, l1), (o3, l3), (o2, l2)], rows, dim, o1, l1); // in place, another order
 
-        AssertClose(whole.Select(v => (double)v).ToArray(), o1.ToArray<float>(), 1e-5, "merged o");
-        AssertClose(wholeLse.Select(v => (double)v).ToArray(), l1.ToArray<float>(), 1e-5, "merged lse");
+        double[] wholeO = whole.Select(v => (double)v).ToArray();
+        double[] wholeL = wholeLse.Select(v => (double)v).ToArray();
+        AssertClose(wholeO, om.ToArray<float>(), 1e-5, "merged o");
+        AssertClose(wholeL, lm.ToArray<float>(), 1e-5, "merged lse");
+        AssertClose(wholeO, o1.ToArray<float>(), 1e-5, "in-place merged o");
+        AssertClose(wholeL, l1.ToArray<float>(), 1e-5, "in-place merged lse");
     }
 
     [Fact]

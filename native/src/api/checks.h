@@ -47,13 +47,26 @@ inline void check_range(const char* offset_name, std::uint64_t offset, std::uint
 // Versioned out-structs: the caller sets out->size to the sizeof it was compiled with. Anything smaller
 // than the first version of the struct is refused (naming "<argument>->size"); otherwise only
 // min(size, sizeof) bytes are written, so callers built against an older or newer header keep working.
+// first_version_size is sizeof the struct's first version (the default: the struct has one version).
 template <class T>
-void check_versioned(const T* out, const char* argument, const char* type_name) {
+void check_versioned(const T* out, const char* argument, const char* type_name,
+                     std::size_t first_version_size = sizeof(T)) {
     require_pointer(out, argument);
-    if (out->size < sizeof(T)) {  // v1 is the only version so far: its size is the minimum.
+    if (out->size < first_version_size) {
         fail(INF_STATUS_INVALID_ARGUMENT, argument, "->size (", out->size, ") is smaller than sizeof(", type_name,
-             ") (", sizeof(T), "); set it to sizeof(", type_name, ")");
+             ") (", first_version_size, "); set it to sizeof(", type_name, ")");
     }
+}
+
+// Versioned in-structs: a copy of the caller's struct, of which only min(size, sizeof) bytes are read
+// (the rest stays zero). The same minimum as check_versioned applies.
+template <class T>
+T read_versioned(const T* in, const char* argument, const char* type_name,
+                 std::size_t first_version_size = sizeof(T)) {
+    check_versioned(in, argument, type_name, first_version_size);
+    T value{};
+    std::memcpy(&value, in, std::min<std::size_t>(in->size, sizeof(T)));
+    return value;
 }
 
 template <class T>

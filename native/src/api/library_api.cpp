@@ -1,4 +1,6 @@
 // Exports: versions, errors, logging, live-object counts.
+#include <cstddef>
+
 #include "api/checks.h"
 #include "core/build_info.h"
 #include "core/log.h"
@@ -44,12 +46,14 @@ INF_API inf_status inf_set_log_level(inf_log_level level) {
 
 INF_API inf_status inf_get_live_objects(inf_live_objects* out_objects) {
     return guard("inf_get_live_objects", [&] {
-        api::check_versioned(out_objects, "out_objects", "inf_live_objects");
+        // Version 1 ended before page_pools; callers built against it get the fields they know.
+        api::check_versioned(out_objects, "out_objects", "inf_live_objects", offsetof(inf_live_objects, page_pools));
         const LiveCounts counts = HandleRegistry::instance().counts();
         inf_live_objects objects{};
         objects.devices = counts.devices;
         objects.buffers = counts.buffers;
         objects.buffer_bytes = counts.buffer_bytes;
+        objects.page_pools = counts.page_pools;
         api::write_versioned(out_objects, objects);
     });
 }

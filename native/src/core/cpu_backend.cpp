@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "attention/cpu_attention.h"
 #include "core/log.h"
 #include "core/status.h"
 
@@ -146,6 +147,16 @@ public:
     }
     void synchronize(std::int32_t) override {
         // CPU work is synchronous: nothing is ever queued.
+    }
+
+    // Paged-KV kernels: the core has validated every index (api/attention_api.cpp, kv/page_pool.cpp).
+    void kv_append(std::int32_t, const inf_kv_append_params& params) override { cpu::kv_append(params); }
+    void attention(std::int32_t, const inf_attention_params& params) override { cpu::attention(params); }
+    void attention_merge(std::int32_t, const inf_attention_merge_params& params) override {
+        cpu::attention_merge(params);
+    }
+    std::uint64_t attention_workspace_bytes(std::int32_t, const inf_attention_params& params) const override {
+        return cpu::attention_workspace_bytes(params);
     }
 };
 

@@ -1,5 +1,7 @@
 #include "core/cuda_backend.h"
 
+#include <cstddef>
+
 #include "core/log.h"
 #include "core/status.h"
 
@@ -102,7 +104,60 @@ public:
         check(api_->synchronize(ordinal, error.text, sizeof error.text), error, "synchronize");
     }
 
+    // Paged-KV kernels: forwarded when the plug-in's table has them (a table from an older build, or
+    // the test fake, may end before them or leave them null), else INF_STATUS_UNSUPPORTED.
+    void kv_append(std::int32_t ordinal, const inf_kv_append_params& params) override {
+        check_ordinal(*this, ordinal);
+        const auto fn = entry(offsetof(inf_plugin_api, kv_append), api_->kv_append);
+        if (fn == nullptr) {
+            unsupported("kv_append", ordinal);
+        }
+        PluginError error;
+        check(fn(ordinal, &params, error.text, sizeof error.text), error, "kv_append");
+    }
+    void attention(std::int32_t ordinal, const inf_attention_params& params) override {
+        check_ordinal(*this, ordinal);
+        const auto fn = entry(offsetof(inf_plugin_api, attention), api_->attention);
+        if (fn == nullptr) {
+            unsupported("attention", ordinal);
+        }
+        PluginError error;
+        check(fn(ordinal, &params, error.text, sizeof error.text), error, "attention");
+    }
+    void attention_merge(std::int32_t ordinal, const inf_attention_merge_params& params) override {
+        check_ordinal(*this, ordinal);
+        const auto fn = entry(offsetof(inf_plugin_api, attention_merge), api_->attention_merge);
+        if (fn == nullptr) {
+            unsupported("attention merge", ordinal);
+        }
+        PluginError error;
+        check(fn(ordinal, &params, error.text, sizeof error.text), error, "attention_merge");
+    }
+    // 0 when the plug-in has no attention at all: attention() then reports UNSUPPORTED itself.
+    std::uint64_t attention_workspace_bytes(std::int32_t ordinal, const inf_attention_params& params) const override {
+        check_ordinal(*this, ordinal);
+        const auto fn = entry(offsetof(inf_plugin_api, attention_workspace_bytes), api_->attention_workspace_bytes);
+        if (fn == nullptr) {
+            return 0;
+        }
+        std::uint64_t bytes = 0;
+        PluginError error;
+        check(fn(ordinal, &params, &bytes, error.text, sizeof error.text), error, "attention_workspace_bytes");
+        return bytes;
+    }
+
 private:
+    // The field at offset, when the table's size covers it; else null. The field is read only then:
+    // a shorter table's memory ends before it.
+    template <class Fn>
+    Fn entry(std::size_t offset, const Fn& field) const noexcept {
+        return api_->size >= offset + sizeof(Fn) ? field : nullptr;
+    }
+    [[noreturn]] void unsupported(const char* what, std::int32_t ordinal) const {
+        fail(INF_STATUS_UNSUPPORTED, what, " is not implemented by the CUDA plug-in loaded for ",
+             device_label(kind(), ordinal), " (", api_->description != nullptr ? api_->description : "", ")");
+    }
+
     const inf_plugin_api* api_;
     std::int32_t device_count_;
 };

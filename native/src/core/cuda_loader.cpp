@@ -61,7 +61,7 @@ std::string try_load(CudaLoadResult& result) {
     static_assert(sizeof get == sizeof entry);
     std::memcpy(&get, &entry, sizeof get);  // object pointer to function pointer, as POSIX allows
     const inf_plugin_api* api = get(INF_PLUGIN_ABI_VERSION);
-    if (api == nullptr || api->abi_version != INF_PLUGIN_ABI_VERSION || api->size < sizeof(inf_plugin_api)) {
+    if (api == nullptr || api->abi_version != INF_PLUGIN_ABI_VERSION || api->size < INF_PLUGIN_API_MIN_SIZE) {
         return cat("CUDA backend unavailable: ", path, " does not implement plug-in ABI version ",
                    INF_PLUGIN_ABI_VERSION, " (it comes from another build of Infinite than libinfinite.so)");
     }

@@ -19,6 +19,7 @@ const char* handle_kind_name(HandleKind kind) noexcept {
     switch (kind) {
         case HandleKind::device: return "device";
         case HandleKind::buffer: return "buffer";
+        case HandleKind::page_pool: return "page pool";
     }
     return "unknown";
 }
@@ -32,11 +33,13 @@ std::uintptr_t HandleRegistry::add(HandleKind kind, std::shared_ptr<void> object
     std::unique_lock lock(mutex_);
     const std::uintptr_t handle = kHandleTag | (next_id_++ << kKindBits) | static_cast<std::uintptr_t>(kind);
     entries_.emplace(handle, Entry{kind, std::move(object), bytes});
-    if (kind == HandleKind::device) {
-        ++counts_.devices;
-    } else {
-        ++counts_.buffers;
-        counts_.buffer_bytes += bytes;
+    switch (kind) {
+        case HandleKind::device: ++counts_.devices; break;
+        case HandleKind::buffer:
+            ++counts_.buffers;
+            counts_.buffer_bytes += bytes;
+            break;
+        case HandleKind::page_pool: ++counts_.page_pools; break;
     }
     return handle;
 }
@@ -67,11 +70,13 @@ std::shared_ptr<void> HandleRegistry::remove(std::uintptr_t handle, HandleKind k
     std::unique_lock lock(mutex_);
     const Entry& entry = lookup(handle, kind, argument);
     std::shared_ptr<void> object = entry.object;
-    if (kind == HandleKind::device) {
-        --counts_.devices;
-    } else {
-        --counts_.buffers;
-        counts_.buffer_bytes -= entry.bytes;
+    switch (kind) {
+        case HandleKind::device: --counts_.devices; break;
+        case HandleKind::buffer:
+            --counts_.buffers;
+            counts_.buffer_bytes -= entry.bytes;
+            break;
+        case HandleKind::page_pool: --counts_.page_pools; break;
     }
     entries_.erase(handle);
     return object;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attention/attention_params.h"
 #include "infinite/infinite.h"
 
 #ifdef __cplusplus
@@ -75,7 +76,28 @@ typedef struct inf_plugin_api {
     inf_status (*fill)(int32_t ordinal, void* dst, uint64_t pattern, uint32_t pattern_bytes, uint64_t count,
                        char* error, size_t error_capacity);
     inf_status (*synchronize)(int32_t ordinal, char* error, size_t error_capacity);
+
+    /* ---- Appended after ABI version 1 first shipped (same version: the table only grew). The core
+     * uses a field only when `size` covers it and it is non-null; otherwise the operation is
+     * INF_STATUS_UNSUPPORTED. New fields go at the end, never in between. ---- */
+
+    /* Paged-KV kernels (attention_params.h). The params and the arrays they point to are validated by
+     * the core; the pointers inside are device addresses on ordinal, and the params structs themselves
+     * (and merge's o_parts / lse_parts arrays) are host memory read during the call. All work is queued
+     * on the device's legacy default stream (ordered with later copies), not waited for. */
+    inf_status (*kv_append)(int32_t ordinal, const inf_kv_append_params* params, char* error, size_t error_capacity);
+    /* Bytes of params->workspace that attention needs for params (split-KV partials); 0 when none.
+     * Depends only on the shape fields of params (not on the data or the device pointers). */
+    inf_status (*attention_workspace_bytes)(int32_t ordinal, const inf_attention_params* params,
+                                            uint64_t* out_bytes, char* error, size_t error_capacity);
+    inf_status (*attention)(int32_t ordinal, const inf_attention_params* params, char* error,
+                            size_t error_capacity);
+    inf_status (*attention_merge)(int32_t ordinal, const inf_attention_merge_params* params, char* error,
+                                  size_t error_capacity);
 } inf_plugin_api;
+
+/* The size of a version-1 table before anything was appended: the least `size` the core accepts. */
+#define INF_PLUGIN_API_MIN_SIZE (offsetof(inf_plugin_api, synchronize) + sizeof(void (*)(void)))
 
 typedef const inf_plugin_api* (*inf_plugin_get_fn)(uint32_t abi_version);
 

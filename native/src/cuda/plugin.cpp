@@ -12,6 +12,7 @@
 #include "core/plugin_abi.h"
 #include "cuda/cuda_error.h"
 #include "cuda/fill.h"
+#include "cuda/paged_kv.h"
 #include "cuda_build_config.h"
 
 namespace inf::cuda {
@@ -246,6 +247,76 @@ inf_status plugin_synchronize(std::int32_t ordinal, char* error, std::size_t cap
     return INF_STATUS_OK;
 }
 
+// SM count and the opt-in shared memory limit of the current device (host-side attribute reads).
+cudaError_t device_limits(int ordinal, int* sm_count, int* max_shared) {
+    cudaError_t status = cudaDeviceGetAttribute(sm_count, cudaDevAttrMultiProcessorCount, ordinal);
+    if (status == cudaSuccess && max_shared != nullptr) {
+        status = cudaDeviceGetAttribute(max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, ordinal);
+    }
+    return status;
+}
+
+// A kernel launcher's failure: an argument error (cudaErrorInvalidValue with a reason) is reported as
+// INVALID_ARGUMENT, anything else as the runtime's error.
+inf_status launch_failed(ErrorSink sink, cudaError_t status, const char* why, int ordinal) {
+    if (why == nullptr) {
+        why = "kernel launch";
+    }
+    if (status == cudaErrorInvalidValue) {
+        cudaGetLastError();  // an argument error must not stick to the next call
+        return report_status(sink, INF_STATUS_INVALID_ARGUMENT, "%s on cuda:%d", why, ordinal);
+    }
+    return report(sink, status, "%s on cuda:%d", why, ordinal);
+}
+
+inf_status plugin_kv_append(std::int32_t ordinal, const inf_kv_append_params* params, char* error,
+                            std::size_t capacity) {
+    const ErrorSink sink{error, capacity};
+    DeviceScope scope;
+    INF_CUDA_ENTER(scope, ordinal, sink);
+    const char* why = nullptr;
+    const cudaError_t status = launch_kv_append(*params, &why);
+    return status == cudaSuccess ? INF_STATUS_OK : launch_failed(sink, status, why, ordinal);
+}
+
+inf_status plugin_attention_workspace_bytes(std::int32_t ordinal, const inf_attention_params* params,
+                                            std::uint64_t* out_bytes, char* error, std::size_t capacity) {
+    const ErrorSink sink{error, capacity};
+    int sm_count = 0;
+    const cudaError_t status = device_limits(ordinal, &sm_count, nullptr);
+    if (status != cudaSuccess) {
+        return report(sink, status, "cudaDeviceGetAttribute(MultiProcessorCount) on cuda:%d", ordinal);
+    }
+    *out_bytes = plan_attention(*params, sm_count).workspace_bytes;
+    return INF_STATUS_OK;
+}
+
+inf_status plugin_attention(std::int32_t ordinal, const inf_attention_params* params, char* error,
+                            std::size_t capacity) {
+    const ErrorSink sink{error, capacity};
+    DeviceScope scope;
+    INF_CUDA_ENTER(scope, ordinal, sink);
+    int sm_count = 0;
+    int max_shared = 0;
+    cudaError_t status = device_limits(ordinal, &sm_count, &max_shared);
+    if (status != cudaSuccess) {
+        return report(sink, status, "cudaDeviceGetAttribute on cuda:%d", ordinal);
+    }
+    const char* why = nullptr;
+    status = launch_attention(*params, sm_count, max_shared, &why);
+    return status == cudaSuccess ? INF_STATUS_OK : launch_failed(sink, status, why, ordinal);
+}
+
+inf_status plugin_attention_merge(std::int32_t ordinal, const inf_attention_merge_params* params, char* error,
+                                  std::size_t capacity) {
+    const ErrorSink sink{error, capacity};
+    DeviceScope scope;
+    INF_CUDA_ENTER(scope, ordinal, sink);
+    const char* why = nullptr;
+    const cudaError_t status = launch_attention_merge(*params, &why);
+    return status == cudaSuccess ? INF_STATUS_OK : launch_failed(sink, status, why, ordinal);
+}
+
 constexpr inf_plugin_api kApi = {
     INF_PLUGIN_ABI_VERSION,
     sizeof(inf_plugin_api),
@@ -260,6 +331,10 @@ constexpr inf_plugin_api kApi = {
     plugin_copy_peer,
     plugin_fill,
     plugin_synchronize,
+    plugin_kv_append,
+    plugin_attention_workspace_bytes,
+    plugin_attention,
+    plugin_attention_merge,
 };
 
 }  // namespace

@@ -1,0 +1,369 @@
+// Exports: MicroAttention over a page pool, and the merge of partial results.
+//
+// Everything the kernels will index is validated here, on the host, before any kernel runs
+// (attention_params.h: kernels trust the core). Then the kernel parameters are built:
+//  - a host_accessible() backend (the CPU) gets the caller's arrays directly; only arrays the core
+//    builds itself (default page_positions) go into the call's scratch set;
+//  - any other backend gets every int array packed into one host block (the scratch set's host_ints),
+//    copied to the device in one copy (its device_ints);
+//  - the split-KV workspace is the scratch set's workspace, grown to attention_workspace_bytes.
+// Scratch sets belong to the pool (PoolScratch in kv/page_pool.h): each call leases one, so concurrent
+// calls on one pool do not wait for each other, and once the sizes have been seen nothing is allocated.
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "api/checks.h"
+#include "kv/dtype.h"
+#include "kv/page_pool.h"
+
+using namespace inf;
+
+namespace {
+
+std::shared_ptr<PagePool> find_pool(const inf_page_pool* handle, const char* argument) {
+    return find_handle<PagePool>(handle, HandleKind::page_pool, argument);
+}
+
+void require_array(const void* pointer, const char* field) {
+    if (pointer == nullptr) {
+        fail(INF_STATUS_NULL_POINTER, "batch->", field, " is null");
+    }
+}
+
+void check_same_device(const Buffer& buffer, const char* argument, const Device& device, const char* owner) {
+    if (!buffer.device().same_device(device)) {
+        fail(INF_STATUS_DEVICE_MISMATCH, argument, " lives on ", buffer.device().label(), " but ", owner, " on ",
+             device.label());
+    }
+}
+
+void check_size(const Buffer& buffer, const char* argument, std::uint64_t needed, const char* formula) {
+    if (buffer.size() < needed) {
+        fail(INF_STATUS_OUT_OF_RANGE, argument, " holds ", buffer.size(), " bytes but needs ", needed, " (", formula,
+             ")");
+    }
+}
+
+// A prefix array: starts[0] == 0, non-decreasing over count + 1 entries. Returns the largest step.
+std::int64_t check_prefix(const std::int32_t* starts, std::int64_t count, const char* field) {
+    if (starts[0] != 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "batch->", field, "[0] (", starts[0], ") must be 0");
+    }
+    std::int64_t widest = 0;
+    for (std::int64_t i = 0; i < count; ++i) {
+        if (starts[i + 1] < starts[i]) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "batch->", field, "[", i + 1, "] (", starts[i + 1], ") is less than batch->",
+                 field, "[", i, "] (", starts[i], "): ", field, " must be non-decreasing");
+        }
+        widest = std::max<std::int64_t>(widest, std::int64_t{starts[i + 1]} - starts[i]);
+    }
+    return widest;
+}
+
+// Appends count ints at source to block, padded to a 128-byte boundary; returns their offset.
+std::size_t pack(std::vector<std::int32_t>& block, const std::int32_t* source, std::size_t count) {
+    const std::size_t offset = block.size();
+    block.insert(block.end(), source, source + count);
+    block.resize((block.size() + 31) / 32 * 32, 0);
+    return offset;
+}
+
+}  // namespace
+
+extern "C" {
+
+INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const inf_attention_batch* batch,
+                                     const inf_buffer* q, inf_buffer* o, inf_buffer* lse) {
+    return guard("inf_attention_run", [&] {
+        const auto object = find_pool(pool, "pool");
+        const PagePool& kv = *object;
+        const inf_page_pool_config& config = kv.config();
+        kv.check_layer(layer);
+        const inf_attention_batch b = api::read_versioned(batch, "batch", "inf_attention_batch");
+        const auto q_buffer = api::find_buffer(q, "q");
+        const auto o_buffer = api::find_buffer(o, "o");
+        const auto lse_buffer = api::find_buffer(lse, "lse");
+        const Device& device = kv.device();
+        check_same_device(*q_buffer, "q", device, "the pool");
+        check_same_device(*o_buffer, "o", device, "the pool");
+        check_same_device(*lse_buffer, "lse", device, "the pool");
+        if (o_buffer == q_buffer) fail(INF_STATUS_INVALID_ARGUMENT, "o and q are the same buffer");
+        if (lse_buffer == q_buffer) fail(INF_STATUS_INVALID_ARGUMENT, "lse and q are the same buffer");
+        if (lse_buffer == o_buffer) fail(INF_STATUS_INVALID_ARGUMENT, "lse and o are the same buffer");
+
+        // Scalars.
+        const std::int32_t sequences = b.sequences;
+        if (sequences < 0) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "batch->sequences (", sequences, ") must be >= 0");
+        }
+        if (b.q_heads <= 0 || b.q_heads % config.kv_heads != 0) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "batch->q_heads (", b.q_heads,
+                 ") must be a positive multiple of the pool's kv_heads (", config.kv_heads, ")");
+        }
+        const std::int32_t q_dtype = raw_enum(b.q_dtype);
+        if (q_dtype != INF_DTYPE_F32 && q_dtype != config.dtype) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "batch->q_dtype (", q_dtype, ") must be INF_DTYPE_F32 (0) or the pool's dtype (",
+                 static_cast<int>(config.dtype), ", ", dtype_name(config.dtype), ")");
+        }
+        if (!std::isfinite(b.scale) || b.scale < 0.0F) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "batch->scale (", b.scale,
+                 ") must be finite and >= 0 (0: 1/sqrt(head_dim))");
+        }
+
+        // Arrays, in the order of the struct.
+        std::int64_t total_q = 0;
+        std::int64_t max_q = 0;
+        std::int64_t entries = 0;
+        std::int64_t max_entries = 0;
+        const std::int64_t head_lists = std::int64_t{sequences} * config.kv_heads;
+        if (sequences > 0) {
+            require_array(b.q_starts, "q_starts");
+            max_q = check_prefix(b.q_starts, sequences, "q_starts");
+            total_q = b.q_starts[sequences];
+            if (total_q > 0) {
+                require_array(b.q_positions, "q_positions");
+            }
+            for (std::int64_t i = 0; i < total_q; ++i) {
+                if (b.q_positions[i] < 0) {
+                    fail(INF_STATUS_INVALID_ARGUMENT, "batch->q_positions[", i, "] (", b.q_positions[i], ") must be >= 0");
+                }
+            }
+            require_array(b.kv_lengths, "kv_lengths");
+            for (std::int32_t s = 0; s < sequences; ++s) {
+                if (b.kv_lengths[s] < 0) {
+                    fail(INF_STATUS_INVALID_ARGUMENT, "batch->kv_lengths[", s, "] (", b.kv_lengths[s], ") must be >= 0");
+                }
+            }
+            require_array(b.page_starts, "page_starts");
+            max_entries = check_prefix(b.page_starts, sequences, "page_starts");
+            entries = b.page_starts[sequences];
+            if (entries > 0) {
+                require_array(b.page_ids, "page_ids");
+            }
+            for (std::int64_t j = 0; j < entries; ++j) {
+                if (b.page_ids[j] < 0 || b.page_ids[j] >= config.pages) {
+                    fail(INF_STATUS_OUT_OF_RANGE, "batch->page_ids[", j, "] (", b.page_ids[j],
+                         ") is out of range: the pool has ", config.pages, config.pages == 1 ? " page" : " pages");
+                }
+            }
+            if (b.page_positions != nullptr) {
+                // Key positions page_positions[j] + t, t < page_size, must be valid int32 positions.
+                const std::int32_t last = std::numeric_limits<std::int32_t>::max() - config.page_size + 1;
+                for (std::int64_t j = 0; j < entries; ++j) {
+                    if (b.page_positions[j] < 0 || b.page_positions[j] > last) {
+                        fail(INF_STATUS_OUT_OF_RANGE, "batch->page_positions[", j, "] (", b.page_positions[j],
+                             ") must be from 0 to ", last, " (a page of ", config.page_size,
+                             " keys starting there must fit int32 positions)");
+                    }
+                }
+            } else {
+                // Default positions: entry j - page_starts[s] holds keys from (j - page_starts[s]) * page_size.
+                // A sequence then cannot reference keys beyond its entries.
+                for (std::int32_t s = 0; s < sequences; ++s) {
+                    const std::int64_t held = (std::int64_t{b.page_starts[s + 1]} - b.page_starts[s]) * config.page_size;
+                    if (held > std::numeric_limits<std::int32_t>::max()) {
+                        fail(INF_STATUS_OUT_OF_RANGE, "sequence ", s, " has ", b.page_starts[s + 1] - b.page_starts[s],
+                             " entries of ", config.page_size, " keys: positions beyond int32");
+                    }
+                    if (b.kv_lengths[s] > held) {
+                        fail(INF_STATUS_OUT_OF_RANGE, "batch->kv_lengths[", s, "] (", b.kv_lengths[s], ") exceeds the ",
+                             held, " keys of the ", b.page_starts[s + 1] - b.page_starts[s], " entries of sequence ", s,
+                             " (give page_positions when entries hold other positions)");
+                    }
+                }
+            }
+            if (b.head_page_starts != nullptr) {
+                max_entries = check_prefix(b.head_page_starts, head_lists, "head_page_starts");
+                const std::int64_t indices = b.head_page_starts[head_lists];
+                if (indices > 0) {
+                    require_array(b.head_page_indices, "head_page_indices");
+                }
+                for (std::int32_t s = 0; s < sequences; ++s) {
+                    const std::int32_t count = b.page_starts[s + 1] - b.page_starts[s];
+                    const std::int64_t first = b.head_page_starts[std::int64_t{s} * config.kv_heads];
+                    const std::int64_t end = b.head_page_starts[std::int64_t{s + 1} * config.kv_heads];
+                    for (std::int64_t i = first; i < end; ++i) {
+                        if (b.head_page_indices[i] < 0 || b.head_page_indices[i] >= count) {
+                            fail(INF_STATUS_OUT_OF_RANGE, "batch->head_page_indices[", i, "] (", b.head_page_indices[i],
+                                 ") is out of range: sequence ", s, " has ", count, count == 1 ? " entry" : " entries");
+                        }
+                    }
+                }
+            } else if (b.head_page_indices != nullptr) {
+                fail(INF_STATUS_INVALID_ARGUMENT, "batch->head_page_indices is given but batch->head_page_starts is null");
+            }
+        }
+
+        // Buffer sizes (products of int32 values and head_dim <= 256: no overflow in 64 bits).
+        const std::uint64_t row = static_cast<std::uint64_t>(total_q) * static_cast<std::uint64_t>(b.q_heads) *
+                                  static_cast<std::uint64_t>(config.head_dim);
+        check_size(*q_buffer, "q", row * element_size(static_cast<inf_dtype>(q_dtype)),
+                   "total_q * q_heads * head_dim * sizeof(q_dtype)");
+        check_size(*o_buffer, "o", row * sizeof(float), "total_q * q_heads * head_dim * 4");
+        check_size(*lse_buffer, "lse", static_cast<std::uint64_t>(total_q) * static_cast<std::uint64_t>(b.q_heads) * sizeof(float),
+                   "total_q * q_heads * 4");
+        if (total_q == 0) {
+            return;  // no query row: nothing to compute
+        }
+
+        inf_attention_params params{};
+        params.layer = kv.kv_layer(layer);
+        params.sequences = sequences;
+        params.q_heads = b.q_heads;
+        params.total_q = static_cast<std::int32_t>(total_q);
+        params.max_q = static_cast<std::int32_t>(max_q);
+        params.max_entries = static_cast<std::int32_t>(max_entries);
+        params.scale = b.scale == 0.0F ? 1.0F / std::sqrt(static_cast<float>(config.head_dim)) : b.scale;
+        params.q_dtype = static_cast<inf_dtype>(q_dtype);
+        params.q = q_buffer->data();
+        params.o = static_cast<float*>(o_buffer->data());
+        params.lse = static_cast<float*>(lse_buffer->data());
+
+        Backend& backend = device.backend();
+        const std::int32_t ordinal = device.ordinal();
+        ScratchLease scratch(kv);
+        std::vector<std::int32_t>& ints = scratch->host_ints;
+        ints.clear();
+        const auto count = [](std::int64_t n) { return static_cast<std::size_t>(n); };
+        if (backend.host_accessible()) {
+            params.q_starts = b.q_starts;
+            params.q_positions = b.q_positions;
+            params.kv_lengths = b.kv_lengths;
+            params.page_starts = b.page_starts;
+            params.page_ids = b.page_ids;
+            params.page_positions = b.page_positions;
+            params.head_page_starts = b.head_page_starts;
+            params.head_page_indices = b.head_page_indices;
+            if (b.page_positions == nullptr) {
+                ints.resize(count(entries));
+                for (std::int32_t s = 0; s < sequences; ++s) {
+                    for (std::int32_t j = b.page_starts[s]; j < b.page_starts[s + 1]; ++j) {
+                        ints[static_cast<std::size_t>(j)] = (j - b.page_starts[s]) * config.page_size;
+                    }
+                }
+                params.page_positions = ints.data();
+            }
+        } else {
+            const std::size_t q_starts = pack(ints, b.q_starts, count(sequences + 1));
+            const std::size_t q_positions = pack(ints, b.q_positions, count(total_q));
+            const std::size_t kv_lengths = pack(ints, b.kv_lengths, count(sequences));
+            const std::size_t page_starts = pack(ints, b.page_starts, count(sequences + 1));
+            const std::size_t page_ids = pack(ints, b.page_ids, count(entries));
+            std::size_t page_positions = 0;
+            if (b.page_positions != nullptr) {
+                page_positions = pack(ints, b.page_positions, count(entries));
+            } else {
+                page_positions = ints.size();
+                for (std::int32_t s = 0; s < sequences; ++s) {
+                    for (std::int32_t j = b.page_starts[s]; j < b.page_starts[s + 1]; ++j) {
+                        ints.push_back((j - b.page_starts[s]) * config.page_size);
+                    }
+                }
+                ints.resize((ints.size() + 31) / 32 * 32, 0);
+            }
+            std::size_t head_starts = 0;
+            std::size_t head_indices = 0;
+            if (b.head_page_starts != nullptr) {
+                head_starts = pack(ints, b.head_page_starts, count(head_lists + 1));
+                const std::int64_t indices = b.head_page_starts[head_lists];
+                head_indices = indices > 0 ? pack(ints, b.head_page_indices, count(indices)) : ints.size();
+            }
+            scratch->device_ints.reserve(device, ints.size() * sizeof(std::int32_t));
+            auto* base = static_cast<std::int32_t*>(scratch->device_ints.data());
+            backend.copy_from_host(ordinal, base, ints.data(), ints.size() * sizeof(std::int32_t));
+            params.q_starts = base + q_starts;
+            params.q_positions = base + q_positions;
+            params.kv_lengths = base + kv_lengths;
+            params.page_starts = base + page_starts;
+            params.page_ids = base + page_ids;
+            params.page_positions = base + page_positions;
+            params.head_page_starts = b.head_page_starts != nullptr ? base + head_starts : nullptr;
+            params.head_page_indices = b.head_page_starts != nullptr ? base + head_indices : nullptr;
+        }
+        const std::uint64_t workspace = backend.attention_workspace_bytes(ordinal, params);
+        scratch->workspace.reserve(device, workspace);
+        params.workspace = workspace == 0 ? nullptr : scratch->workspace.data();
+        params.workspace_bytes = workspace == 0 ? 0 : scratch->workspace.size();
+        backend.attention(ordinal, params);
+    });
+}
+
+INF_API inf_status inf_attention_merge(int32_t parts, const inf_buffer* const* o_parts,
+                                       const inf_buffer* const* lse_parts, int64_t rows, int32_t head_dim,
+                                       inf_buffer* o_out, inf_buffer* lse_out) {
+    return guard("inf_attention_merge", [&] {
+        if (parts < 1) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "parts (", parts, ") must be at least 1");
+        }
+        api::require_pointer(o_parts, "o_parts");
+        api::require_pointer(lse_parts, "lse_parts");
+        if (rows < 0) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "rows (", rows, ") must be >= 0");
+        }
+        if (head_dim <= 0) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "head_dim (", head_dim, ") must be at least 1");
+        }
+        const auto o_target = api::find_buffer(o_out, "o_out");
+        const auto lse_target = api::find_buffer(lse_out, "lse_out");
+        if (o_target == lse_target) fail(INF_STATUS_INVALID_ARGUMENT, "lse_out and o_out are the same buffer");
+        const Device& device = o_target->device();
+        check_same_device(*lse_target, "lse_out", device, "o_out");
+        const std::uint64_t o_bytes = checked_mul(checked_mul(static_cast<std::uint64_t>(rows),
+                                                              static_cast<std::uint64_t>(head_dim), "rows * head_dim"),
+                                                  sizeof(float), "rows * head_dim * 4");
+        const std::uint64_t lse_bytes = static_cast<std::uint64_t>(rows) * sizeof(float);
+        check_size(*o_target, "o_out", o_bytes, "rows * head_dim * 4");
+        check_size(*lse_target, "lse_out", lse_bytes, "rows * 4");
+
+        // Per-thread lists reused across calls (merge runs per layer per step: no allocation once the
+        // largest part count was seen). held keeps every part alive during the call and is emptied on
+        // the way out, so no buffer outlives its handle because of it.
+        thread_local std::vector<std::shared_ptr<Buffer>> held;
+        thread_local std::vector<const float*> pointers;
+        struct Release {
+            ~Release() { held.clear(); }
+        } release;
+        held.clear();
+        pointers.assign(static_cast<std::size_t>(parts) * 2, nullptr);
+        for (std::int32_t i = 0; i < parts; ++i) {
+            const std::string o_name = "o_parts[" + std::to_string(i) + "]";
+            const std::string lse_name = "lse_parts[" + std::to_string(i) + "]";
+            auto o_part = api::find_buffer(o_parts[i], o_name.c_str());
+            auto lse_part = api::find_buffer(lse_parts[i], lse_name.c_str());
+            check_same_device(*o_part, o_name.c_str(), device, "o_out");
+            check_same_device(*lse_part, lse_name.c_str(), device, "o_out");
+            check_size(*o_part, o_name.c_str(), o_bytes, "rows * head_dim * 4");
+            check_size(*lse_part, lse_name.c_str(), lse_bytes, "rows * 4");
+            if (i > 0 && o_part == o_target) {
+                fail(INF_STATUS_INVALID_ARGUMENT, "o_out is ", o_name, ": only o_parts[0] may be the output");
+            }
+            if (i > 0 && lse_part == lse_target) {
+                fail(INF_STATUS_INVALID_ARGUMENT, "lse_out is ", lse_name, ": only lse_parts[0] may be the output");
+            }
+            if (o_part == lse_part || o_part == lse_target || lse_part == o_target) {
+                fail(INF_STATUS_INVALID_ARGUMENT, o_name, " and ", lse_name,
+                     " overlap each other or the other output: o and lse must be separate buffers");
+            }
+            pointers[static_cast<std::size_t>(i)] = static_cast<const float*>(o_part->data());
+            pointers[static_cast<std::size_t>(parts + i)] = static_cast<const float*>(lse_part->data());
+            held.push_back(std::move(o_part));
+            held.push_back(std::move(lse_part));
+        }
+        if (rows == 0) {
+            return;
+        }
+        inf_attention_merge_params params{};
+        params.parts = parts;
+        params.rows = rows;
+        params.head_dim = head_dim;
+        params.o_parts = pointers.data();
+        params.lse_parts = pointers.data() + parts;
+        params.o_out = static_cast<float*>(o_target->data());
+        params.lse_out = static_cast<float*>(lse_target->data());
+        device.backend().attention_merge(device.ordinal(), params);
+    });
+}
+
+}  // extern "C"

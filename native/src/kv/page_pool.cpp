@@ -1,0 +1,469 @@
+#include "kv/page_pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "core/log.h"
+#include "core/status.h"
+#include "kv/dtype.h"
+
+namespace inf {
+
+namespace {
+
+constexpr std::uint64_t kAlignment = 256;
+
+bool is_power_of_two(std::int64_t value) noexcept { return value > 0 && (value & (value - 1)) == 0; }
+
+// Growth for scratch: at least what is asked, and at least 1.5x the old block, so a slowly growing
+// workload reallocates O(log n) times.
+std::uint64_t grown_size(std::uint64_t current, std::uint64_t needed) noexcept {
+    const std::uint64_t grown = current + current / 2;
+    return std::max(needed, grown > current ? grown : needed);
+}
+
+}  // namespace
+
+std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, const char* what) {
+    if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a) {
+        fail(INF_STATUS_OUT_OF_RANGE, what, " overflows 64 bits");
+    }
+    return a * b;
+}
+
+// ---- DeviceMemory ---------------------------------------------------------------------------------
+
+DeviceMemory::DeviceMemory(const Device& device, std::uint64_t bytes)
+    : backend_(&device.backend()), ordinal_(device.ordinal()) {
+    if (bytes > 0) {
+        data_ = backend_->allocate(ordinal_, bytes);
+        size_ = bytes;
+    }
+}
+
+DeviceMemory::DeviceMemory(DeviceMemory&& other) noexcept
+    : backend_(other.backend_), ordinal_(other.ordinal_), data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)) {}
+
+DeviceMemory& DeviceMemory::operator=(DeviceMemory&& other) noexcept {
+    if (this != &other) {
+        release();
+        backend_ = other.backend_;
+        ordinal_ = other.ordinal_;
+        data_ = std::exchange(other.data_, nullptr);
+        size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+}
+
+void DeviceMemory::release() noexcept {
+    if (data_ != nullptr) {
+        backend_->deallocate(ordinal_, data_, size_);
+        data_ = nullptr;
+        size_ = 0;
+    }
+}
+
+void DeviceMemory::reserve(const Device& device, std::uint64_t bytes) {
+    if (bytes <= size_) {
+        return;
+    }
+    const std::uint64_t size = grown_size(size_, bytes);
+    release();
+    backend_ = &device.backend();
+    ordinal_ = device.ordinal();
+    data_ = backend_->allocate(ordinal_, size);
+    size_ = size;
+}
+
+// ---- PagePool -------------------------------------------------------------------------------------
+
+void PagePool::validate(const inf_page_pool_config& config) {
+    const std::int32_t dtype = raw_enum(config.dtype);
+    if (dtype != INF_DTYPE_F32 && dtype != INF_DTYPE_F16 && dtype != INF_DTYPE_BF16) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "config->dtype (", dtype,
+             ") is not an inf_dtype (INF_DTYPE_F32 = 0, INF_DTYPE_F16 = 1, INF_DTYPE_BF16 = 2)");
+    }
+    if (config.layers <= 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "config->layers (", config.layers, ") must be at least 1");
+    }
+    if (config.kv_heads <= 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "config->kv_heads (", config.kv_heads, ") must be at least 1");
+    }
+    if (config.head_dim <= 0 || config.head_dim > 256 || config.head_dim % 8 != 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "config->head_dim (", config.head_dim,
+             ") must be a multiple of 8 from 8 to 256");
+    }
+    if (!is_power_of_two(config.page_size) || config.page_size < 16 || config.page_size > 256) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "config->page_size (", config.page_size,
+             ") must be a power of two from 16 to 256");
+    }
+    if (config.pages <= 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "config->pages (", config.pages, ") must be at least 1");
+    }
+    if (config.logical_page_size != 0 &&
+        (!is_power_of_two(config.logical_page_size) || config.logical_page_size > config.page_size)) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "config->logical_page_size (", config.logical_page_size,
+             ") must be 0 (no summaries) or a power of two dividing config->page_size (", config.page_size, ")");
+    }
+    // Every product the pool computes, checked once here.
+    const std::uint64_t element = element_size(static_cast<inf_dtype>(dtype));
+    const std::uint64_t page_elements = checked_mul(
+        checked_mul(static_cast<std::uint64_t>(config.kv_heads), static_cast<std::uint64_t>(config.page_size),
+                    "config->kv_heads * config->page_size"),
+        static_cast<std::uint64_t>(config.head_dim), "config->kv_heads * config->page_size * config->head_dim");
+    const std::uint64_t layer_elements = checked_mul(page_elements, static_cast<std::uint64_t>(config.pages),
+                                                     "elements per layer (kv_heads * page_size * head_dim * pages)");
+    const std::uint64_t layer_bytes = checked_mul(layer_elements, element, "bytes of K per layer");
+    const std::uint64_t kv_bytes = checked_mul(checked_mul(layer_bytes, 2, "bytes of K and V per layer"),
+                                               static_cast<std::uint64_t>(config.layers),
+                                               "bytes of K and V over config->layers");
+    std::uint64_t summary_bytes = 0;
+    if (config.logical_page_size != 0) {
+        const std::uint64_t logical = static_cast<std::uint64_t>(config.page_size / config.logical_page_size);
+        summary_bytes = checked_mul(
+            checked_mul(static_cast<std::uint64_t>(config.kv_heads) * logical * 2 * 4 *
+                            static_cast<std::uint64_t>(config.head_dim),
+                        static_cast<std::uint64_t>(config.pages), "summary bytes per layer"),
+            static_cast<std::uint64_t>(config.layers), "summary bytes over config->layers");
+    }
+    if (kv_bytes > std::numeric_limits<std::uint64_t>::max() - summary_bytes - 2 * kAlignment) {
+        fail(INF_STATUS_OUT_OF_RANGE, "bytes of the pool (K, V and summaries) overflow 64 bits");
+    }
+}
+
+PagePool::PagePool(std::shared_ptr<Device> device, const inf_page_pool_config& config)
+    : device_(std::move(device)), config_(config) {
+    config_.size = sizeof(inf_page_pool_config);
+    element_bytes_ = element_size(config_.dtype);
+    const auto u = [](std::int32_t value) { return static_cast<std::uint64_t>(value); };
+    page_elements_ = u(config_.kv_heads) * u(config_.page_size) * u(config_.head_dim);
+    layer_kv_bytes_ = page_elements_ * element_bytes_ * u(config_.pages);
+    if (config_.logical_page_size > 0) {
+        summary_page_floats_ =
+            u(config_.kv_heads) * u(config_.page_size / config_.logical_page_size) * 2 * u(config_.head_dim);
+    }
+    layer_summary_bytes_ = summary_page_floats_ * sizeof(float) * u(config_.pages);
+    // page_size >= 16 and head_dim % 8 == 0, so K and V pages are multiples of 256 bytes and every
+    // region below starts aligned.
+    const std::uint64_t kv_bytes = 2 * layer_kv_bytes_ * u(config_.layers);
+    bytes_ = kv_bytes + layer_summary_bytes_ * u(config_.layers);
+
+    Backend& backend = device_->backend();
+    try {
+        data_ = backend.allocate(device_->ordinal(), bytes_);
+    } catch (const Error& error) {
+        if (error.status() != INF_STATUS_OUT_OF_MEMORY) {
+            throw;
+        }
+        fail(INF_STATUS_OUT_OF_MEMORY, "a pool of ", bytes_, " bytes (", config_.layers, " layers of ", config_.pages,
+             " pages, K, V and summaries) does not fit on ", device_->label(), ": ", error.what());
+    }
+    k_ = static_cast<unsigned char*>(data_);
+    v_ = k_ + layer_kv_bytes_ * u(config_.layers);
+    summary_ = k_ + kv_bytes;
+    try {
+        // Zeroed K and V: a kernel that reads a whole page sees finite values in slots never written.
+        backend.fill(device_->ordinal(), k_, 0, 1, kv_bytes);
+        initialize_summaries();
+    } catch (...) {
+        backend.deallocate(device_->ordinal(), data_, bytes_);
+        throw;
+    }
+    log(INF_LOG_LEVEL_DEBUG, "page pool of ", bytes_, " bytes (", config_.layers, " layers, ", config_.pages,
+        " pages of ", config_.page_size, " tokens, ", dtype_name(config_.dtype), ") created on ", device_->label());
+}
+
+PagePool::~PagePool() {
+    free_scratch_.clear();  // scratch first: it lives on the same device
+    device_->backend().deallocate(device_->ordinal(), data_, bytes_);
+    log(INF_LOG_LEVEL_DEBUG, "page pool of ", bytes_, " bytes freed on ", device_->label());
+}
+
+void PagePool::initialize_summaries() {
+    if (summary_page_floats_ == 0) {
+        return;
+    }
+    // One page's summary (min = +inf, max = -inf for every logical page and head: an unwritten logical
+    // page is an empty set), written once and then doubled over all pages of all layers (contiguous),
+    // so the device sees O(log(layers * pages)) copies.
+    const auto head_dim = static_cast<std::size_t>(config_.head_dim);
+    std::vector<float> page(summary_page_floats_);
+    for (std::size_t block = 0; block < page.size(); block += 2 * head_dim) {
+        std::fill_n(page.begin() + static_cast<std::ptrdiff_t>(block), head_dim, std::numeric_limits<float>::infinity());
+        std::fill_n(page.begin() + static_cast<std::ptrdiff_t>(block + head_dim), head_dim,
+                    -std::numeric_limits<float>::infinity());
+    }
+    Backend& backend = device_->backend();
+    const std::int32_t ordinal = device_->ordinal();
+    const std::uint64_t page_bytes = summary_page_floats_ * sizeof(float);
+    const std::uint64_t total = layer_summary_bytes_ * static_cast<std::uint64_t>(config_.layers);
+    backend.copy_from_host(ordinal, summary_, page.data(), page_bytes);
+    for (std::uint64_t done = page_bytes; done < total;) {
+        const std::uint64_t chunk = std::min(done, total - done);
+        backend.copy_within(ordinal, summary_ + done, summary_, chunk);
+        done += chunk;
+    }
+}
+
+inf_kv_layer PagePool::kv_layer(std::int32_t layer) const noexcept {
+    inf_kv_layer out{};
+    const auto index = static_cast<std::uint64_t>(layer);
+    out.k = k_ + index * layer_kv_bytes_;
+    out.v = v_ + index * layer_kv_bytes_;
+    out.summary = summary_page_floats_ == 0 ? nullptr
+                                            : reinterpret_cast<float*>(summary_ + index * layer_summary_bytes_);
+    out.dtype = config_.dtype;
+    out.pages = config_.pages;
+    out.kv_heads = config_.kv_heads;
+    out.head_dim = config_.head_dim;
+    out.page_size = config_.page_size;
+    out.logical_page_size = config_.logical_page_size;
+    return out;
+}
+
+void* PagePool::k_page(std::int32_t layer, std::int32_t page) const noexcept {
+    return k_ + static_cast<std::uint64_t>(layer) * layer_kv_bytes_ +
+           static_cast<std::uint64_t>(page) * page_elements_ * element_bytes_;
+}
+
+void* PagePool::v_page(std::int32_t layer, std::int32_t page) const noexcept {
+    return v_ + static_cast<std::uint64_t>(layer) * layer_kv_bytes_ +
+           static_cast<std::uint64_t>(page) * page_elements_ * element_bytes_;
+}
+
+float* PagePool::summary_page(std::int32_t layer, std::int32_t page) const noexcept {
+    return reinterpret_cast<float*>(summary_ + static_cast<std::uint64_t>(layer) * layer_summary_bytes_) +
+           static_cast<std::uint64_t>(page) * summary_page_floats_;
+}
+
+void PagePool::check_layer(std::int32_t layer, const char* argument) const {
+    if (layer < 0 || layer >= config_.layers) {
+        fail(INF_STATUS_OUT_OF_RANGE, argument, " (", layer, ") is out of range: the pool has ", config_.layers,
+             config_.layers == 1 ? " layer" : " layers");
+    }
+}
+
+void PagePool::check_page(std::int32_t page, const char* argument) const {
+    if (page < 0 || page >= config_.pages) {
+        fail(INF_STATUS_OUT_OF_RANGE, argument, " (", page, ") is out of range: the pool has ", config_.pages,
+             config_.pages == 1 ? " page" : " pages");
+    }
+}
+
+void PagePool::append(std::int32_t layer, std::int32_t tokens, const std::int32_t* pages, const std::int32_t* slots,
+                      const float* k, const float* v) {
+    check_layer(layer);
+    if (tokens < 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "tokens (", tokens, ") must be >= 0");
+    }
+    if (tokens == 0) {
+        return;
+    }
+    if (pages == nullptr) fail(INF_STATUS_NULL_POINTER, "pages is null");
+    if (slots == nullptr) fail(INF_STATUS_NULL_POINTER, "slots is null");
+    if (k == nullptr) fail(INF_STATUS_NULL_POINTER, "k is null");
+    if (v == nullptr) fail(INF_STATUS_NULL_POINTER, "v is null");
+    for (std::int32_t i = 0; i < tokens; ++i) {
+        if (pages[i] < 0 || pages[i] >= config_.pages) {
+            fail(INF_STATUS_OUT_OF_RANGE, "pages[", i, "] (", pages[i], ") is out of range: the pool has ",
+                 config_.pages, config_.pages == 1 ? " page" : " pages");
+        }
+        if (slots[i] < 0 || slots[i] >= config_.page_size) {
+            fail(INF_STATUS_OUT_OF_RANGE, "slots[", i, "] (", slots[i], ") is out of range: a page has ",
+                 config_.page_size, " slots");
+        }
+    }
+    inf_kv_append_params params{};
+    params.layer = kv_layer(layer);
+    params.tokens = tokens;
+    Backend& backend = device_->backend();
+    if (backend.host_accessible()) {
+        params.pages = pages;
+        params.slots = slots;
+        params.k = k;
+        params.v = v;
+        backend.kv_append(device_->ordinal(), params);
+        return;
+    }
+    // A device pool: k, v, pages and slots go to the device first, into this call's scratch set (one
+    // block: [k][v][pages][slots]). Pool-owned scratch rather than per-call buffers because a device
+    // allocation per append (every layer of every step) would cost a cudaMalloc/cudaFree pair, which
+    // synchronizes the device; the set grows only when a larger append comes. The backend orders the
+    // copies into it after any earlier kernel that read it (one stream per device).
+    const std::uint64_t row = static_cast<std::uint64_t>(config_.kv_heads) * static_cast<std::uint64_t>(config_.head_dim);
+    const std::uint64_t kv_bytes = checked_mul(static_cast<std::uint64_t>(tokens), row * sizeof(float), "tokens * kv_heads * head_dim * 4");
+    const std::uint64_t kv_aligned = (kv_bytes + kAlignment - 1) / kAlignment * kAlignment;
+    const std::uint64_t int_bytes = static_cast<std::uint64_t>(tokens) * sizeof(std::int32_t);
+    const std::uint64_t int_aligned = (int_bytes + kAlignment - 1) / kAlignment * kAlignment;
+    ScratchLease scratch(*this);
+    scratch->staging.reserve(*device_, 2 * kv_aligned + 2 * int_aligned);
+    auto* base = static_cast<unsigned char*>(scratch->staging.data());
+    const std::int32_t ordinal = device_->ordinal();
+    backend.copy_from_host(ordinal, base, k, kv_bytes);
+    backend.copy_from_host(ordinal, base + kv_aligned, v, kv_bytes);
+    backend.copy_from_host(ordinal, base + 2 * kv_aligned, pages, int_bytes);
+    backend.copy_from_host(ordinal, base + 2 * kv_aligned + int_aligned, slots, int_bytes);
+    params.k = reinterpret_cast<const float*>(base);
+    params.v = reinterpret_cast<const float*>(base + kv_aligned);
+    params.pages = reinterpret_cast<const std::int32_t*>(base + 2 * kv_aligned);
+    params.slots = reinterpret_cast<const std::int32_t*>(base + 2 * kv_aligned + int_aligned);
+    backend.kv_append(ordinal, params);
+}
+
+void PagePool::read_page(std::int32_t layer, std::int32_t page, float* k_out, float* v_out) const {
+    check_layer(layer);
+    check_page(page, "page");
+    if (k_out == nullptr) fail(INF_STATUS_NULL_POINTER, "k_out is null");
+    if (v_out == nullptr) fail(INF_STATUS_NULL_POINTER, "v_out is null");
+    Backend& backend = device_->backend();
+    const std::int32_t ordinal = device_->ordinal();
+    const std::uint64_t bytes = page_elements_ * element_bytes_;
+    const auto read = [&](const void* source, float* out) {
+        if (backend.host_accessible()) {
+            to_f32(config_.dtype, source, out, page_elements_);
+        } else if (config_.dtype == INF_DTYPE_F32) {
+            backend.copy_to_host(ordinal, out, source, bytes);
+        } else {
+            std::vector<unsigned char> host(bytes);  // a diagnostic read, not a hot path
+            backend.copy_to_host(ordinal, host.data(), source, bytes);
+            to_f32(config_.dtype, host.data(), out, page_elements_);
+        }
+    };
+    read(k_page(layer, page), k_out);
+    read(v_page(layer, page), v_out);
+}
+
+void PagePool::read_summary(std::int32_t layer, std::int32_t page, float* summary_out) const {
+    check_layer(layer);
+    check_page(page, "page");
+    if (summary_out == nullptr) fail(INF_STATUS_NULL_POINTER, "summary_out is null");
+    if (summary_page_floats_ == 0) {
+        fail(INF_STATUS_UNSUPPORTED, "the pool keeps no summaries (config->logical_page_size is 0)");
+    }
+    device_->backend().copy_to_host(device_->ordinal(), summary_out, summary_page(layer, page),
+                                    summary_page_floats_ * sizeof(float));
+}
+
+void PagePool::copy_pages(PagePool& dst, const std::int32_t* dst_pages, const PagePool& src,
+                          const std::int32_t* src_pages, std::int32_t count) {
+    const inf_page_pool_config& a = dst.config_;
+    const inf_page_pool_config& b = src.config_;
+    const auto differ = [](const char* field, auto x, auto y) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "dst and src pools differ in config->", field, " (", x, " vs ", y,
+             "); pages copy only between pools of one shape");
+    };
+    if (a.dtype != b.dtype) differ("dtype", dtype_name(a.dtype), dtype_name(b.dtype));
+    if (a.layers != b.layers) differ("layers", a.layers, b.layers);
+    if (a.kv_heads != b.kv_heads) differ("kv_heads", a.kv_heads, b.kv_heads);
+    if (a.head_dim != b.head_dim) differ("head_dim", a.head_dim, b.head_dim);
+    if (a.page_size != b.page_size) differ("page_size", a.page_size, b.page_size);
+    if (a.logical_page_size != b.logical_page_size) {
+        differ("logical_page_size", a.logical_page_size, b.logical_page_size);
+    }
+    if (count < 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "count (", count, ") must be >= 0");
+    }
+    if (count == 0) {
+        return;
+    }
+    if (dst_pages == nullptr) fail(INF_STATUS_NULL_POINTER, "dst_pages is null");
+    if (src_pages == nullptr) fail(INF_STATUS_NULL_POINTER, "src_pages is null");
+    for (std::int32_t i = 0; i < count; ++i) {
+        if (dst_pages[i] < 0 || dst_pages[i] >= a.pages) {
+            fail(INF_STATUS_OUT_OF_RANGE, "dst_pages[", i, "] (", dst_pages[i], ") is out of range: dst has ", a.pages,
+                 a.pages == 1 ? " page" : " pages");
+        }
+        if (src_pages[i] < 0 || src_pages[i] >= b.pages) {
+            fail(INF_STATUS_OUT_OF_RANGE, "src_pages[", i, "] (", src_pages[i], ") is out of range: src has ", b.pages,
+                 b.pages == 1 ? " page" : " pages");
+        }
+    }
+    // Duplicate destinations would make the result depend on the copy order: refused. Within one pool,
+    // a page that is both a source and a destination is refused for the same reason.
+    std::vector<std::pair<std::int32_t, std::int32_t>> sorted(static_cast<std::size_t>(count));
+    for (std::int32_t i = 0; i < count; ++i) {
+        sorted[static_cast<std::size_t>(i)] = {dst_pages[i], i};
+    }
+    std::sort(sorted.begin(), sorted.end());
+    for (std::size_t i = 1; i < sorted.size(); ++i) {
+        if (sorted[i].first == sorted[i - 1].first) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "dst_pages[", sorted[i].second, "] (", sorted[i].first,
+                 ") repeats dst_pages[", sorted[i - 1].second, "]: each destination page may appear once");
+        }
+    }
+    if (&dst == &src) {
+        for (std::int32_t i = 0; i < count; ++i) {
+            const auto it = std::lower_bound(sorted.begin(), sorted.end(), std::make_pair(src_pages[i], std::int32_t{0}));
+            if (it != sorted.end() && it->first == src_pages[i]) {
+                fail(INF_STATUS_INVALID_ARGUMENT, "src_pages[", i, "] (", src_pages[i], ") is also dst_pages[",
+                     it->second, "]: within one pool a page cannot be both a source and a destination");
+            }
+        }
+    }
+
+    const Device& to = dst.device();
+    const Device& from = src.device();
+    std::vector<unsigned char> host;  // only for a copy between two different non-host backends
+    const auto move = [&](void* target, const void* source, std::uint64_t bytes) {
+        if (to.same_device(from)) {
+            to.backend().copy_within(to.ordinal(), target, source, bytes);
+        } else if (to.backend().host_accessible()) {
+            from.backend().copy_to_host(from.ordinal(), target, source, bytes);
+        } else if (from.backend().host_accessible()) {
+            to.backend().copy_from_host(to.ordinal(), target, source, bytes);
+        } else if (&to.backend() == &from.backend()) {
+            to.backend().copy_peer(to.ordinal(), target, from.ordinal(), source, bytes);
+        } else {
+            host.resize(bytes);
+            from.backend().copy_to_host(from.ordinal(), host.data(), source, bytes);
+            to.backend().copy_from_host(to.ordinal(), target, host.data(), bytes);
+        }
+    };
+    const std::uint64_t kv_page_bytes = dst.page_elements_ * dst.element_bytes_;
+    const std::uint64_t summary_page_bytes = dst.summary_page_floats_ * sizeof(float);
+    // Runs of consecutive pages on both sides move as one block per layer and array.
+    for (std::int32_t i = 0; i < count;) {
+        std::int32_t run = 1;
+        while (i + run < count && dst_pages[i + run] == dst_pages[i] + run && src_pages[i + run] == src_pages[i] + run) {
+            ++run;
+        }
+        const auto pages = static_cast<std::uint64_t>(run);
+        for (std::int32_t l = 0; l < a.layers; ++l) {
+            move(dst.k_page(l, dst_pages[i]), src.k_page(l, src_pages[i]), pages * kv_page_bytes);
+            move(dst.v_page(l, dst_pages[i]), src.v_page(l, src_pages[i]), pages * kv_page_bytes);
+            if (summary_page_bytes != 0) {
+                move(dst.summary_page(l, dst_pages[i]), src.summary_page(l, src_pages[i]), pages * summary_page_bytes);
+            }
+        }
+        i += run;
+    }
+}
+
+std::unique_ptr<PoolScratch> PagePool::acquire_scratch() const {
+    {
+        std::lock_guard lock(scratch_mutex_);
+        if (!free_scratch_.empty()) {
+            std::unique_ptr<PoolScratch> scratch = std::move(free_scratch_.back());
+            free_scratch_.pop_back();
+            return scratch;
+        }
+    }
+    return std::make_unique<PoolScratch>();
+}
+
+void PagePool::release_scratch(std::unique_ptr<PoolScratch> scratch) const noexcept {
+    if (scratch == nullptr) {
+        return;
+    }
+    std::lock_guard lock(scratch_mutex_);
+    try {
+        free_scratch_.push_back(std::move(scratch));
+    } catch (...) {
+        // Out of host memory for the list: the set is freed instead (scratch's destructor).
+    }
+}
+
+}  // namespace inf

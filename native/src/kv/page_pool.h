@@ -1,0 +1,148 @@
+// The object behind inf_page_pool: a paged KV cache of one model shape on one device.
+//
+// Layout (attention_params.h): one allocation made at creation holds, for every layer, K and V
+// [pages][kv_heads][page_size][head_dim] of dtype, then (when logical_page_size > 0) the float32
+// summaries [pages][kv_heads][page_size / logical_page_size][2][head_dim]:
+//
+//   [K layer 0 .. K layer L-1][V layer 0 .. V layer L-1][summary layer 0 .. summary layer L-1]
+//
+// Nothing is allocated on the hot path except scratch that grows to the largest call seen (see
+// Scratch). Like a buffer, a pool shares ownership of its device. Every method validates its
+// arguments and throws inf::Error naming them; the exports add the function name.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "attention/attention_params.h"
+#include "core/device.h"
+#include "infinite/infinite.h"
+
+namespace inf {
+
+// Memory on one device that the core owns (not a handle). Move-only; freed on destruction.
+class DeviceMemory {
+public:
+    DeviceMemory() = default;
+    DeviceMemory(const Device& device, std::uint64_t bytes);
+    ~DeviceMemory() { release(); }
+    DeviceMemory(DeviceMemory&& other) noexcept;
+    DeviceMemory& operator=(DeviceMemory&& other) noexcept;
+    DeviceMemory(const DeviceMemory&) = delete;
+    DeviceMemory& operator=(const DeviceMemory&) = delete;
+
+    void* data() const noexcept { return data_; }
+    std::uint64_t size() const noexcept { return size_; }
+
+    // Makes size() >= bytes: reallocates (contents lost) only when the current block is smaller, never
+    // shrinks. A no-op for bytes == 0.
+    void reserve(const Device& device, std::uint64_t bytes);
+
+private:
+    void release() noexcept;
+
+    Backend* backend_ = nullptr;
+    std::int32_t ordinal_ = 0;
+    void* data_ = nullptr;
+    std::uint64_t size_ = 0;
+};
+
+// Scratch of one call on a pool. Pools keep a free list of these: a call takes one (or makes one when
+// all are in use by concurrent calls), and gives it back when it returns. So concurrent calls on one
+// pool never wait for each other, and in the steady state (same or smaller sizes) no call allocates.
+// A set's memory only grows, to the largest call that used it.
+struct PoolScratch {
+    std::vector<std::int32_t> host_ints;  // host int arrays built by the core (default page_positions, ...)
+    DeviceMemory device_ints;             // non-host backends: int arrays staged to the device
+    DeviceMemory staging;                 // non-host backends: append's k and v staged to the device
+    DeviceMemory workspace;               // attention workspace (backend.attention_workspace_bytes)
+};
+
+class PagePool {
+public:
+    // Throws INVALID_ARGUMENT naming the field (as "config-><field>") when config is not a valid
+    // shape, OUT_OF_RANGE when its byte size overflows.
+    static void validate(const inf_page_pool_config& config);
+
+    // Reserves every byte at once (OUT_OF_MEMORY naming the bytes and the device when it does not
+    // fit), zeroes K and V and sets every summary to min = +inf, max = -inf. config must be valid.
+    PagePool(std::shared_ptr<Device> device, const inf_page_pool_config& config);
+    ~PagePool();
+    PagePool(const PagePool&) = delete;
+    PagePool& operator=(const PagePool&) = delete;
+
+    const Device& device() const noexcept { return *device_; }
+    const inf_page_pool_config& config() const noexcept { return config_; }
+    // Bytes of device memory for K, V and summaries, all layers.
+    std::uint64_t bytes() const noexcept { return bytes_; }
+
+    // Elements of K (or V) in one page: kv_heads * page_size * head_dim.
+    std::uint64_t page_elements() const noexcept { return page_elements_; }
+    // Floats of one page's summary (0 without summaries).
+    std::uint64_t summary_page_floats() const noexcept { return summary_page_floats_; }
+
+    // Layer layer (must be valid) as the kernels see it.
+    inf_kv_layer kv_layer(std::int32_t layer) const noexcept;
+
+    // Throws OUT_OF_RANGE naming argument unless 0 <= layer < layers (page: < pages).
+    void check_layer(std::int32_t layer, const char* argument = "layer") const;
+    void check_page(std::int32_t page, const char* argument) const;
+
+    // inf_page_pool_append / read_page / read_summary, arguments checked here.
+    void append(std::int32_t layer, std::int32_t tokens, const std::int32_t* pages, const std::int32_t* slots,
+                const float* k, const float* v);
+    void read_page(std::int32_t layer, std::int32_t page, float* k_out, float* v_out) const;
+    void read_summary(std::int32_t layer, std::int32_t page, float* summary_out) const;
+
+    // inf_page_pool_copy_pages, arguments checked here.
+    static void copy_pages(PagePool& dst, const std::int32_t* dst_pages, const PagePool& src,
+                           const std::int32_t* src_pages, std::int32_t count);
+
+    // A scratch set for one call; give it back with release_scratch (ScratchLease does both).
+    std::unique_ptr<PoolScratch> acquire_scratch() const;
+    void release_scratch(std::unique_ptr<PoolScratch> scratch) const noexcept;
+
+private:
+    void* k_page(std::int32_t layer, std::int32_t page) const noexcept;
+    void* v_page(std::int32_t layer, std::int32_t page) const noexcept;
+    float* summary_page(std::int32_t layer, std::int32_t page) const noexcept;
+    void initialize_summaries();
+
+    std::shared_ptr<Device> device_;
+    inf_page_pool_config config_;
+    std::uint32_t element_bytes_ = 0;
+    std::uint64_t page_elements_ = 0;
+    std::uint64_t summary_page_floats_ = 0;
+    std::uint64_t layer_kv_bytes_ = 0;       // K (or V) of one layer
+    std::uint64_t layer_summary_bytes_ = 0;  // summaries of one layer
+    std::uint64_t bytes_ = 0;
+    void* data_ = nullptr;
+    unsigned char* k_ = nullptr;
+    unsigned char* v_ = nullptr;
+    unsigned char* summary_ = nullptr;
+
+    mutable std::mutex scratch_mutex_;
+    mutable std::vector<std::unique_ptr<PoolScratch>> free_scratch_;
+};
+
+// Takes a scratch set from a pool for the life of one call.
+class ScratchLease {
+public:
+    explicit ScratchLease(const PagePool& pool) : pool_(pool), scratch_(pool.acquire_scratch()) {}
+    ~ScratchLease() { pool_.release_scratch(std::move(scratch_)); }
+    ScratchLease(const ScratchLease&) = delete;
+    ScratchLease& operator=(const ScratchLease&) = delete;
+    PoolScratch& operator*() const noexcept { return *scratch_; }
+    PoolScratch* operator->() const noexcept { return scratch_.get(); }
+
+private:
+    const PagePool& pool_;
+    std::unique_ptr<PoolScratch> scratch_;
+};
+
+// a * b, or OUT_OF_RANGE "<what> overflows 64 bits" (what describes the product).
+std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, const char* what);
+
+}  // namespace inf
