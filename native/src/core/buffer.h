@@ -25,7 +25,6 @@ public:
     std::uint64_t size() const noexcept { return size_; }
     // The backend's address of the first byte (host memory only for a host_accessible() backend).
     void* data() const noexcept { return data_; }
-    const std::shared_ptr<Device>& device_ptr() const noexcept { return device_; }
 
     void write(std::uint64_t offset, const void* src, std::uint64_t bytes);
     void read(std::uint64_t offset, void* dst, std::uint64_t bytes) const;
