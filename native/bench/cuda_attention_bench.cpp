@@ -9,9 +9,10 @@
 //    pct_of_copy = GBps / hbm_GBps of (1). Target for the GPU session: >= 80% at batch 32 x 32K.
 // 3. CudaPrefill/context: causal prefill of one sequence, same shape. TFLOPs = 4 * q_heads * head_dim *
 //    (causal visible pairs = L (L + 1) / 2) / time (QK^T and PV, 2 FLOP per multiply-add). Target
-//    >= 300 TFLOP/s at 16K on H100. Honest expectation: the kernel behind it today is the SIMT split-KV
-//    kernel (no tensor cores yet), far below that; a FlashAttention-2 style mma.sync m16n8k16 kernel
-//    without wgmma/TMA typically lands around 35-50% of H100 dense peak, also below 300.
+//    >= 300 TFLOP/s at 16K on H100. Honest expectation: the kernel behind it is the FlashAttention-2
+//    style mma.sync m16n8k16 kernel of prefill_attention.cu (no wgmma/TMA), which typically lands around
+//    35-50% of H100 dense peak, below 300. INFINITE_CUDA_PREFILL=simt runs the SIMT split-KV kernel
+//    instead, for comparison.
 // The pools are not filled (timing does not depend on the values; cudaMalloc'd memory is usually zero):
 // filling 17 GB through inf_page_pool_append from host float32 would dominate the run. Each iteration
 // is one inf_attention_run (which also stages the batch's int arrays to the device) + synchronize.

@@ -2,12 +2,18 @@
 // reference computed on the values as stored (read back with inf_page_pool_read_page). Skips, naming
 // the reason, where inf_backend_load(CUDA) fails.
 //
+// Prefill runs through the tensor-core kernel (prefill_attention.cu) or the SIMT split-KV kernel; the
+// INFINITE_CUDA_PREFILL environment variable (read by the plug-in at every attention call) forces one:
+// the Prefill*Paths tests run the same inputs through both and compare each with the reference and
+// with each other.
+//
 // Inputs are random and never zero; outputs are poisoned with NaN before every kernel so that an
 // element the kernel forgets to write fails the comparison. Tolerances: f32 1e-4, f16/bf16 2e-2
 // (relative to max(1, |reference|); o is a convex mix of values in [-1, 1]).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -50,6 +56,68 @@ float from_bf16(std::uint16_t h) {
     std::memcpy(&x, &bits, 4);
     return x;
 }
+
+// f32 -> f16 bits, round to nearest even; normal-range inputs only (|x| in [2^-14, 65504]).
+std::uint16_t to_f16(float x) {
+    std::uint32_t bits = 0;
+    std::memcpy(&bits, &x, 4);
+    const std::uint32_t sign = (bits >> 16) & 0x8000u;
+    const std::uint32_t exponent = ((bits >> 23) & 0xFFu) - 127u + 15u;
+    const std::uint32_t mantissa = bits & 0x7FFFFFu;
+    std::uint32_t h = sign | (exponent << 10) | (mantissa >> 13);
+    const std::uint32_t rest = mantissa & 0x1FFFu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u) != 0)) {
+        ++h;  // a carry into the exponent is the correct rounding too
+    }
+    return static_cast<std::uint16_t>(h);
+}
+float from_f16(std::uint16_t h) {
+    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+    const std::uint32_t exponent = (h >> 10) & 0x1Fu;
+    const std::uint32_t mantissa = h & 0x3FFu;
+    std::uint32_t bits = sign;
+    if (exponent != 0) {  // normal (the only kind to_f16 makes from the test's values)
+        bits |= ((exponent - 15u + 127u) << 23) | (mantissa << 13);
+    }
+    float x = 0;
+    std::memcpy(&x, &bits, 4);
+    return x;
+}
+
+// q as the kernel sees it: f32 unchanged, or rounded to the 2-byte dtype it is given in.
+double q_as_given(float x, inf_dtype q_dtype) {
+    switch (q_dtype) {
+        case INF_DTYPE_BF16: return from_bf16(to_bf16(x));
+        case INF_DTYPE_F16: return from_f16(to_f16(x));
+        default: return x;
+    }
+}
+
+// Sets INFINITE_CUDA_PREFILL for the scope ("simt", "mma"; null: unset), then restores it.
+class PrefillMode {
+public:
+    explicit PrefillMode(const char* mode) {
+        const char* old = std::getenv(kName);
+        had_ = old != nullptr;
+        if (had_) old_ = old;
+        set(mode);
+    }
+    PrefillMode(const PrefillMode&) = delete;
+    PrefillMode& operator=(const PrefillMode&) = delete;
+    ~PrefillMode() { set(had_ ? old_.c_str() : nullptr); }
+
+private:
+    static void set(const char* value) {
+        if (value != nullptr) {
+            setenv(kName, value, 1);
+        } else {
+            unsetenv(kName);
+        }
+    }
+    static constexpr const char* kName = "INFINITE_CUDA_PREFILL";
+    bool had_ = false;
+    std::string old_;
+};
 
 struct Shape {
     inf_dtype dtype = INF_DTYPE_BF16;
@@ -171,9 +239,9 @@ protected:
         const std::size_t total_q = problem.q_positions.size();
         const std::size_t elements = total_q * static_cast<std::size_t>(q_heads * shape.head_dim);
         std::vector<unsigned char> q_bytes;
-        if (q_dtype == INF_DTYPE_BF16) {
+        if (q_dtype == INF_DTYPE_BF16 || q_dtype == INF_DTYPE_F16) {
             std::vector<std::uint16_t> half(elements);
-            std::transform(problem.q.begin(), problem.q.end(), half.begin(), to_bf16);
+            std::transform(problem.q.begin(), problem.q.end(), half.begin(), q_dtype == INF_DTYPE_BF16 ? to_bf16 : to_f16);
             q_bytes.resize(elements * 2);
             std::memcpy(q_bytes.data(), half.data(), q_bytes.size());
         } else {
@@ -195,7 +263,7 @@ protected:
     }
 
     // float64 MicroAttention on the stored values (pages read back as float32).
-    static void reference(inf_page_pool* pool, const Problem& problem, const Shape& shape, bool q_bf16,
+    static void reference(inf_page_pool* pool, const Problem& problem, const Shape& shape, inf_dtype q_dtype,
                           std::vector<double>& o, std::vector<double>& lse) {
         const int q_heads = shape.kv_heads * shape.group;
         const int dim = shape.head_dim;
@@ -245,7 +313,7 @@ protected:
                             if (positions[key] >= problem.kv_lengths[s] || positions[key] > q_position) continue;
                             double dot = 0;
                             for (int d = 0; d < dim; ++d) {
-                                const double qd = q_bf16 ? from_bf16(to_bf16(qv[d])) : qv[d];
+                                const double qd = q_as_given(qv[d], q_dtype);
                                 dot += qd * keys[key * dim + static_cast<std::size_t>(d)];
                             }
                             scores.push_back(dot * scale);
@@ -295,9 +363,46 @@ protected:
         std::vector<float> o, lse;
         run(device_.get(), pool.get(), problem, shape, q_dtype, o, lse);
         std::vector<double> o_ref, lse_ref;
-        reference(pool.get(), problem, shape, q_dtype == INF_DTYPE_BF16, o_ref, lse_ref);
+        reference(pool.get(), problem, shape, q_dtype, o_ref, lse_ref);
         expect_close(o, o_ref, tolerance(shape.dtype), what + " o");
         expect_close(lse, lse_ref, tolerance(shape.dtype), what + " lse");
+    }
+
+    // Runs problem on pool through the tensor-core prefill kernel and through the SIMT kernel; checks
+    // both against the float64 reference and against each other.
+    void check_both_paths(inf_page_pool* pool, const Problem& problem, const Shape& shape, inf_dtype q_dtype,
+                          const std::string& what) {
+        std::vector<float> o_mma, lse_mma, o_simt, lse_simt;
+        {
+            const PrefillMode mode("mma");
+            run(device_.get(), pool, problem, shape, q_dtype, o_mma, lse_mma);
+        }
+        {
+            const PrefillMode mode("simt");
+            run(device_.get(), pool, problem, shape, q_dtype, o_simt, lse_simt);
+        }
+        std::vector<double> o_ref, lse_ref;
+        reference(pool, problem, shape, q_dtype, o_ref, lse_ref);
+        const double tol = tolerance(shape.dtype);
+        expect_close(o_mma, o_ref, tol, what + " mma o");
+        expect_close(lse_mma, lse_ref, tol, what + " mma lse");
+        expect_close(o_simt, o_ref, tol, what + " simt o");
+        expect_close(lse_simt, lse_ref, tol, what + " simt lse");
+        expect_close(o_mma, std::vector<double>(o_simt.begin(), o_simt.end()), tol, what + " mma vs simt o");
+        expect_close(lse_mma, std::vector<double>(lse_simt.begin(), lse_simt.end()), tol, what + " mma vs simt lse");
+    }
+
+    void check_both_paths(const Shape& shape, const std::vector<int>& lengths, const std::vector<int>& rows,
+                          std::uint32_t seed, inf_dtype q_dtype) {
+        const std::string what = "dtype " + std::to_string(shape.dtype) + " q " + std::to_string(q_dtype) + " group " +
+                                 std::to_string(shape.group) + " dim " + std::to_string(shape.head_dim) + " page " +
+                                 std::to_string(shape.page_size);
+        int pages = 0;
+        for (int length : lengths) pages += (length + shape.page_size - 1) / shape.page_size;
+        Pool pool = make_pool(device_.get(), shape, std::max(pages, 1) + 8);
+        ASSERT_NE(pool, nullptr);
+        const Problem problem = build(pool.get(), shape, lengths, rows, seed);
+        check_both_paths(pool.get(), problem, shape, q_dtype, what);
     }
 
     Device device_;
@@ -337,6 +442,68 @@ TEST_F(CudaAttention, PrefillMatchesReference) {
     }
 }
 
+// The tensor-core prefill kernel over its whole support: bf16/f16 pools, head_dim 64/128, GQA 1/4/8,
+// pages of 16/64/128 tokens, q in f32 or the pool's dtype; per batch a whole prompt (not a multiple of
+// the 64-row or 64-key tiles), a causal chunk at the end of a longer context, and a short chunk.
+TEST_F(CudaAttention, PrefillPathsMatchReferenceAndEachOther) {
+    std::uint32_t seed = 300;
+    for (inf_dtype dtype : {INF_DTYPE_F16, INF_DTYPE_BF16}) {
+        for (int dim : {64, 128}) {
+            for (int group : {1, 4, 8}) {
+                for (int page : {16, 64, 128}) {
+                    const inf_dtype q_dtype = (seed & 1u) != 0 ? dtype : INF_DTYPE_F32;
+                    const int prompt = page * 2 + 37;
+                    check_both_paths(Shape{dtype, 2, group, dim, page, 16}, {prompt, 1100, 70}, {prompt, 45, 17},
+                                     seed++, q_dtype);
+                }
+            }
+        }
+    }
+}
+
+// A causal chunk at the end of a long context: most key tiles fully visible, the last ones causal, and
+// (in the automatic choice) few CTAs for a long key axis.
+TEST_F(CudaAttention, PrefillChunkAtEndOfLongContextPaths) {
+    check_both_paths(Shape{INF_DTYPE_BF16, 2, 4, 128, 64, 16}, {8000}, {200}, 81, INF_DTYPE_F32);
+    check_both_paths(Shape{INF_DTYPE_F16, 1, 8, 64, 16, 16}, {5000, 300}, {130, 300}, 82, INF_DTYPE_F16);
+}
+
+// A sequence with nothing to attend to next to prompts: o = 0, lse = -inf for all its rows.
+TEST_F(CudaAttention, PrefillEmptyListPaths) {
+    check_both_paths(Shape{INF_DTYPE_BF16, 2, 4, 64, 16, 16}, {0, 90}, {20, 90}, 83, INF_DTYPE_F32);
+}
+
+// Per-head lists in prefill: head 0 reads {0, 3, 9} (a 64-key tile gathers from non-adjacent pages),
+// head 1 reads {9, 2, 5, 6} (positions out of order).
+TEST_F(CudaAttention, PrefillPerHeadListsPaths) {
+    for (inf_dtype dtype : {INF_DTYPE_F16, INF_DTYPE_BF16}) {
+        for (int dim : {64, 128}) {
+            const Shape shape{dtype, 2, 4, dim, 16, 16};
+            Pool pool = make_pool(device_.get(), shape, 64);
+            Problem problem = build(pool.get(), shape, {16 * 10 - 4}, {40}, 91);
+            problem.head_page_starts = {0, 3, 7};
+            problem.head_page_indices = {0, 3, 9, 9, 2, 5, 6};
+            check_both_paths(pool.get(), problem, shape, INF_DTYPE_F32, "per-head prefill dim " + std::to_string(dim));
+        }
+    }
+}
+
+// Explicit page_positions in prefill: a remote part (entries 3.. only, so keys start at 3 x 64) with its
+// entries in reverse order, and one query placed before every key of the part (o = 0, lse = -inf).
+TEST_F(CudaAttention, PrefillPagePositionsPaths) {
+    for (int page : {16, 64}) {
+        const Shape shape{INF_DTYPE_BF16, 2, 4, 128, page, 16};
+        Pool pool = make_pool(device_.get(), shape, 64);
+        const Problem whole = build(pool.get(), shape, {page * 7 + 11}, {100}, 95);
+        Problem part = whole;
+        part.page_ids.assign(whole.page_ids.rbegin(), whole.page_ids.rend() - 3);
+        part.page_positions.assign(whole.page_positions.rbegin(), whole.page_positions.rend() - 3);
+        part.page_starts = {0, static_cast<int32_t>(part.page_ids.size())};
+        part.q_positions[0] = 1;
+        check_both_paths(pool.get(), part, shape, INF_DTYPE_F32, "page positions page " + std::to_string(page));
+    }
+}
+
 TEST_F(CudaAttention, QInPoolDtype) {
     check(Shape{INF_DTYPE_BF16, 2, 4, 128, 16, 16}, {100, 33}, {1, 9}, 21, INF_DTYPE_BF16);
 }
@@ -355,7 +522,7 @@ TEST_F(CudaAttention, PerHeadListsMatchReference) {
     std::vector<float> o, lse;
     run(device_.get(), pool.get(), problem, shape, INF_DTYPE_F32, o, lse);
     std::vector<double> o_ref, lse_ref;
-    reference(pool.get(), problem, shape, false, o_ref, lse_ref);
+    reference(pool.get(), problem, shape, INF_DTYPE_F32, o_ref, lse_ref);
     expect_close(o, o_ref, tolerance(shape.dtype), "per-head o");
     expect_close(lse, lse_ref, tolerance(shape.dtype), "per-head lse");
 }

@@ -1,4 +1,5 @@
-// MicroAttention on CUDA: the SIMT split-KV kernel (decode, and for now every shape) and the dispatch.
+// MicroAttention on CUDA: the SIMT split-KV kernel (decode; prefill where the tensor-core kernel of
+// prefill_attention.cu does not apply or would leave the GPU idle) and the dispatch.
 //
 // Design (decode: few query rows per sequence, bandwidth bound):
 // - One CTA per (sequence, KV head, split). The CTA carries every query vector of its KV head's GQA
@@ -328,6 +329,35 @@ cudaError_t launch_split(const inf_attention_params& p, int splits, float* part_
     return error;
 }
 
+// Whether the tensor-core prefill kernel serves p: supported shape on an sm_80+ device with the shared
+// memory it needs, and (mode kAuto) enough query rows per sequence (max_q >= kPrefillMinRows) and not
+// a launch of few CTAs where the SIMT kernel would split a long key axis over the idle SMs (a short
+// chunk at a very long context). Untuned thresholds.
+constexpr int kPrefillMinRows = 16;
+
+bool use_prefill_kernel(const inf_attention_params& p, const AttentionPlan& plan, int sm_count, int max_shared_bytes,
+                        PrefillMode mode) {
+    if (mode == PrefillMode::kSimt || !prefill_supported(p) ||
+        prefill_shared_bytes(p.layer.head_dim) > max_shared_bytes) {
+        return false;
+    }
+    int device = 0;
+    int major = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess || major < 8) {
+        cudaGetLastError();
+        return false;
+    }
+    if (mode == PrefillMode::kMma) {
+        return true;
+    }
+    if (p.max_q < kPrefillMinRows) {
+        return false;
+    }
+    const bool few_ctas = prefill_ctas(p) < static_cast<std::int64_t>(sm_count);
+    return !(few_ctas && plan.splits > 1 && p.workspace != nullptr && p.workspace_bytes >= plan.workspace_bytes);
+}
+
 }  // namespace
 
 AttentionPlan plan_attention(const inf_attention_params& p, int sm_count) noexcept {
@@ -353,7 +383,7 @@ AttentionPlan plan_attention(const inf_attention_params& p, int sm_count) noexce
 }
 
 cudaError_t launch_attention(const inf_attention_params& p, int sm_count, int max_shared_bytes,
-                             const char** why) noexcept {
+                             PrefillMode mode, const char** why) noexcept {
     const inf_kv_layer& layer = p.layer;
     if (layer.head_dim <= 0 || layer.head_dim % 8 != 0 || layer.head_dim > 256) {
         *why = "attention: head_dim must be a multiple of 8 up to 256";
@@ -372,6 +402,9 @@ cudaError_t launch_attention(const inf_attention_params& p, int sm_count, int ma
         return cudaErrorInvalidValue;
     }
     AttentionPlan plan = plan_attention(p, sm_count);
+    if (use_prefill_kernel(p, plan, sm_count, max_shared_bytes, mode)) {
+        return launch_prefill_attention(p, max_shared_bytes, why);
+    }
     if (plan.splits > 1 && (p.workspace == nullptr || p.workspace_bytes < plan.workspace_bytes)) {
         plan = AttentionPlan{1, 0};  // no room for partials: one pass per (sequence, head), still exact
     }

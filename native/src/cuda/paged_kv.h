@@ -24,10 +24,32 @@ struct AttentionPlan {
 };
 AttentionPlan plan_attention(const inf_attention_params& params, int sm_count) noexcept;
 
+// Which kernel serves attention batches with many query rows (INFINITE_CUDA_PREFILL, read by plugin.cpp).
+enum class PrefillMode {
+    kAuto,  // tensor-core prefill kernel where supported and worth it, else the SIMT split-KV kernel
+    kSimt,  // always the SIMT split-KV kernel ("simt")
+    kMma,   // the tensor-core kernel wherever prefill_supported, whatever the shape's size ("mma")
+};
+
 // MicroAttention (see attention_params.h). Uses params.workspace when the plan splits the key axis and
 // params.workspace_bytes covers the plan; otherwise runs unsplit (correct, slower on long lists).
+// Batches with many query rows go to the tensor-core prefill kernel (prefill_attention.cu) per mode.
 cudaError_t launch_attention(const inf_attention_params& params, int sm_count, int max_shared_bytes,
-                             const char** why) noexcept;
+                             PrefillMode mode, const char** why) noexcept;
+
+// The tensor-core prefill kernel (prefill_attention.cu, sm_80+): FlashAttention-2 style, one CTA per
+// (sequence, KV head, 64 stacked query rows), no split of the key axis, no workspace.
+// Supported: pool dtype bf16 or f16, head_dim 64 or 128, q_dtype F32 or the pool's dtype, page_size a
+// multiple of 16, at most 65535 sequences.
+bool prefill_supported(const inf_attention_params& params) noexcept;
+// Dynamic shared memory of one prefill CTA at head_dim (64 or 128; 0 for others).
+int prefill_shared_bytes(int head_dim) noexcept;
+// CTAs the prefill kernel launches for params (some exit at once on sequences shorter than max_q).
+std::int64_t prefill_ctas(const inf_attention_params& params) noexcept;
+// Runs the prefill kernel; cudaErrorInvalidValue with a reason when !prefill_supported(params) or the
+// shared memory it needs exceeds max_shared_bytes. The caller checks the device is sm_80 or newer.
+cudaError_t launch_prefill_attention(const inf_attention_params& params, int max_shared_bytes,
+                                     const char** why) noexcept;
 
 // o_out/lse_out = merge of the parts (o_out may be o_parts[0], lse_out lse_parts[0]).
 cudaError_t launch_attention_merge(const inf_attention_merge_params& params, const char** why) noexcept;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/plugin_abi.h"
@@ -291,6 +292,24 @@ inf_status plugin_attention_workspace_bytes(std::int32_t ordinal, const inf_atte
     return INF_STATUS_OK;
 }
 
+// INFINITE_CUDA_PREFILL: "simt" forces the SIMT split-KV kernel, "mma" the tensor-core prefill kernel
+// wherever it applies; anything else (or unset) lets launch_attention choose. Read at every call rather
+// than once, so that a test can run the same inputs through both kernels in one process; nothing in
+// the library sets it, and one getenv is small next to a launch.
+PrefillMode prefill_mode() {
+    const char* value = std::getenv("INFINITE_CUDA_PREFILL");
+    if (value == nullptr) {
+        return PrefillMode::kAuto;
+    }
+    if (std::strcmp(value, "simt") == 0) {
+        return PrefillMode::kSimt;
+    }
+    if (std::strcmp(value, "mma") == 0) {
+        return PrefillMode::kMma;
+    }
+    return PrefillMode::kAuto;
+}
+
 inf_status plugin_attention(std::int32_t ordinal, const inf_attention_params* params, char* error,
                             std::size_t capacity) {
     const ErrorSink sink{error, capacity};
@@ -303,7 +322,7 @@ inf_status plugin_attention(std::int32_t ordinal, const inf_attention_params* pa
         return report(sink, status, "cudaDeviceGetAttribute on cuda:%d", ordinal);
     }
     const char* why = nullptr;
-    status = launch_attention(*params, sm_count, max_shared, &why);
+    status = launch_attention(*params, sm_count, max_shared, prefill_mode(), &why);
     return status == cudaSuccess ? INF_STATUS_OK : launch_failed(sink, status, why, ordinal);
 }
 
