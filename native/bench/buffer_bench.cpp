@@ -82,6 +82,21 @@ void set_bytes(benchmark::State& state) {
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
 }
 
+// Times call() once per iteration, each followed by inf_device_synchronize when `synchronize`; stops at the
+// first failure.
+template <typename Call>
+void time_calls(benchmark::State& state, Fixture& fixture, bool synchronize, Call call) {
+    for (auto _ : state) {
+        if (!fixture.check(call())) {
+            break;
+        }
+        if (synchronize && !fixture.check(inf_device_synchronize(fixture.device()))) {
+            break;
+        }
+    }
+    set_bytes(state);
+}
+
 void BM_InfFill(benchmark::State& state, inf_device_kind kind) {
     Fixture fixture(state, kind, 1);
     if (!fixture.ready()) {
@@ -89,15 +104,8 @@ void BM_InfFill(benchmark::State& state, inf_device_kind kind) {
     }
     const auto count = static_cast<std::uint64_t>(state.range(0)) / 4;
     const std::uint32_t nan = 0x7FC00000U;
-    for (auto _ : state) {
-        if (!fixture.check(inf_buffer_fill(fixture.buffer(0), 0, &nan, 4, count))) {
-            break;
-        }
-        if (kind != INF_DEVICE_KIND_CPU && !fixture.check(inf_device_synchronize(fixture.device()))) {
-            break;
-        }
-    }
-    set_bytes(state);
+    time_calls(state, fixture, kind != INF_DEVICE_KIND_CPU,
+               [&] { return inf_buffer_fill(fixture.buffer(0), 0, &nan, 4, count); });
 }
 
 void BM_InfCopy(benchmark::State& state, inf_device_kind kind) {
@@ -106,47 +114,24 @@ void BM_InfCopy(benchmark::State& state, inf_device_kind kind) {
         return;
     }
     const auto bytes = static_cast<std::uint64_t>(state.range(0));
-    for (auto _ : state) {
-        if (!fixture.check(inf_buffer_copy(fixture.buffer(1), 0, fixture.buffer(0), 0, bytes))) {
-            break;
-        }
-        if (kind != INF_DEVICE_KIND_CPU && !fixture.check(inf_device_synchronize(fixture.device()))) {
-            break;
-        }
-    }
-    set_bytes(state);
+    time_calls(state, fixture, kind != INF_DEVICE_KIND_CPU,
+               [&] { return inf_buffer_copy(fixture.buffer(1), 0, fixture.buffer(0), 0, bytes); });
 }
 
-// Host <-> device through inf_buffer_write / inf_buffer_read (CUDA only).
-void BM_InfWrite(benchmark::State& state, inf_device_kind kind) {
+// Host <-> device through inf_buffer_write / inf_buffer_read, given as `transfer` (CUDA only).
+template <typename Transfer>
+void host_transfer(benchmark::State& state, inf_device_kind kind, Transfer transfer) {
     Fixture fixture(state, kind, 1);
     HostMemory host = host_memory(state.range(0));
     if (!fixture.ready() || !host) {
         return;
     }
     const auto bytes = static_cast<std::uint64_t>(state.range(0));
-    for (auto _ : state) {
-        if (!fixture.check(inf_buffer_write(fixture.buffer(0), 0, host.get(), bytes))) {
-            break;
-        }
-    }
-    set_bytes(state);
+    time_calls(state, fixture, false, [&] { return transfer(fixture.buffer(0), 0, host.get(), bytes); });
 }
 
-void BM_InfRead(benchmark::State& state, inf_device_kind kind) {
-    Fixture fixture(state, kind, 1);
-    HostMemory host = host_memory(state.range(0));
-    if (!fixture.ready() || !host) {
-        return;
-    }
-    const auto bytes = static_cast<std::uint64_t>(state.range(0));
-    for (auto _ : state) {
-        if (!fixture.check(inf_buffer_read(fixture.buffer(0), 0, host.get(), bytes))) {
-            break;
-        }
-    }
-    set_bytes(state);
-}
+void BM_InfWrite(benchmark::State& state, inf_device_kind kind) { host_transfer(state, kind, inf_buffer_write); }
+void BM_InfRead(benchmark::State& state, inf_device_kind kind) { host_transfer(state, kind, inf_buffer_read); }
 
 void BM_Memset(benchmark::State& state) {
     HostMemory memory = host_memory(state.range(0));

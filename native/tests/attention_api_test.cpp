@@ -17,48 +17,25 @@ using inf_test::Buffer;
 using inf_test::Device;
 using inf_test::make_buffer;
 using inf_test::make_device;
+using inf_test::make_pool;
+using inf_test::Pool;
+using inf_test::pool_config;
 
 namespace {
-
-struct PoolDeleter {
-    void operator()(inf_page_pool* pool) const { EXPECT_OK(inf_page_pool_destroy(pool)); }
-};
-using Pool = std::unique_ptr<inf_page_pool, PoolDeleter>;
 
 constexpr int32_t kKvHeads = 2;
 constexpr int32_t kQHeads = 8;  // GQA 4
 constexpr int32_t kDim = 16;
 constexpr int32_t kPageSize = 16;
 constexpr int32_t kLayer = 1;
+constexpr float kMaxMagnitude = 1.5F;  // of the random keys, values and queries
 
 inf_page_pool_config test_config(inf_dtype dtype = INF_DTYPE_F32) {
-    inf_page_pool_config config{};
-    config.size = sizeof config;
-    config.dtype = dtype;
-    config.layers = 2;
-    config.kv_heads = kKvHeads;
-    config.head_dim = kDim;
-    config.page_size = kPageSize;
-    config.pages = 8;
-    config.logical_page_size = 4;
-    return config;
-}
-
-Pool make_pool(inf_device* device, const inf_page_pool_config& config) {
-    inf_page_pool* pool = nullptr;
-    EXPECT_OK(inf_page_pool_create(device, &config, &pool));
-    return Pool(pool);
+    return pool_config(dtype, /*layers=*/2, kKvHeads, kDim, kPageSize, /*pages=*/8, /*logical_page_size=*/4);
 }
 
 std::vector<float> random_floats(std::size_t count, std::uint32_t seed) {
-    std::mt19937 engine(seed);
-    std::uniform_real_distribution<float> magnitude(0.05F, 1.5F);
-    std::bernoulli_distribution negative(0.5);
-    std::vector<float> values(count);
-    for (float& value : values) {
-        value = negative(engine) ? -magnitude(engine) : magnitude(engine);
-    }
-    return values;
+    return inf_test::random_floats(count, seed, kMaxMagnitude);
 }
 
 // The batch of the end-to-end tests, with its arrays.
@@ -95,6 +72,11 @@ struct Batch {
         return b;
     }
 };
+
+// Random queries for every query row of the batch (float32, [total_q, kQHeads, kDim]).
+std::vector<float> random_q(const Batch& batch, std::uint32_t seed) {
+    return random_floats(static_cast<std::size_t>(batch.total_q()) * kQHeads * kDim, seed);
+}
 
 // Writes keys and values for positions 0 .. kv_lengths[s]-1 of every sequence (default positions).
 void fill_pool(inf_page_pool* pool, const Batch& batch, std::uint32_t seed) {
@@ -234,7 +216,7 @@ TEST(AttentionRun, GqaPartialLastPageMatchesFloat64) {
     Pool pool = make_pool(device.get(), test_config());
     Batch batch;
     fill_pool(pool.get(), batch, 100);
-    const std::vector<float> q = random_floats(static_cast<std::size_t>(batch.total_q()) * kQHeads * kDim, 5);
+    const std::vector<float> q = random_q(batch, 5);
     const Buffers buffers = make_buffers(device.get(), batch, q);
     const Result expected = reference(pool.get(), batch, q);
     const Result actual = run(pool.get(), batch, buffers);
@@ -261,7 +243,7 @@ TEST(AttentionRun, ExplicitPositionsSparseHeadsAndScale) {
     // sequence 2: none.
     batch.head_page_starts = {0, 2, 3, 5, 6, 6, 6};
     batch.head_page_indices = {0, 2, 1, 0, 1, 1};
-    const std::vector<float> q = random_floats(static_cast<std::size_t>(batch.total_q()) * kQHeads * kDim, 6);
+    const std::vector<float> q = random_q(batch, 6);
     const Buffers buffers = make_buffers(device.get(), batch, q);
     expect_close(run(pool.get(), batch, buffers), reference(pool.get(), batch, q), 1e-5);
 }
@@ -272,7 +254,7 @@ TEST(AttentionRun, Bf16PoolWithBf16Queries) {
     Batch batch;
     batch.q_dtype = INF_DTYPE_BF16;
     fill_pool(pool.get(), batch, 300);
-    std::vector<float> q = random_floats(static_cast<std::size_t>(batch.total_q()) * kQHeads * kDim, 7);
+    std::vector<float> q = random_q(batch, 7);
     std::vector<uint16_t> q16(q.size());
     for (std::size_t i = 0; i < q.size(); ++i) {
         uint32_t bits = 0;
@@ -295,7 +277,7 @@ TEST(AttentionRun, CopiedPagesGiveIdenticalOutput) {
     Pool dst = make_pool(device.get(), test_config());
     Batch batch;
     fill_pool(src.get(), batch, 400);
-    const std::vector<float> q = random_floats(static_cast<std::size_t>(batch.total_q()) * kQHeads * kDim, 8);
+    const std::vector<float> q = random_q(batch, 8);
     const Buffers buffers = make_buffers(device.get(), batch, q);
     const Result original = run(src.get(), batch, buffers);
     // Migrate every page to other ids in the second pool and remap the table.
@@ -317,7 +299,7 @@ TEST(AttentionRun, MergedPartsEqualTheWhole) {
     whole.page_starts = {0, 3};
     whole.page_ids = {5, 1, 6};
     fill_pool(pool.get(), whole, 500);
-    const std::vector<float> q = random_floats(3 * kQHeads * kDim, 9);
+    const std::vector<float> q = random_q(whole, 9);
     const Buffers full = make_buffers(device.get(), whole, q);
     const Result expected = run(pool.get(), whole, full);
     // Two parts, as two instances would hold them: pages 0-1 and page 2 of the sequence.
@@ -351,7 +333,7 @@ TEST(AttentionRun, ConcurrentCallsOnOnePool) {
     Pool pool = make_pool(device.get(), test_config());
     Batch batch;
     fill_pool(pool.get(), batch, 600);
-    const std::vector<float> q = random_floats(static_cast<std::size_t>(batch.total_q()) * kQHeads * kDim, 11);
+    const std::vector<float> q = random_q(batch, 11);
     const Buffers single = make_buffers(device.get(), batch, q);
     const Result expected = run(pool.get(), batch, single);
     std::vector<std::thread> threads;
@@ -391,7 +373,7 @@ TEST(AttentionRun, Errors) {
     Device device = make_device();
     Pool pool = make_pool(device.get(), test_config());
     Batch batch;
-    const std::vector<float> q = random_floats(static_cast<std::size_t>(batch.total_q()) * kQHeads * kDim, 10);
+    const std::vector<float> q = random_q(batch, 10);
     const Buffers buffers = make_buffers(device.get(), batch, q);
     inf_buffer* qb = buffers.q.get();
     inf_buffer* ob = buffers.o.get();

@@ -28,13 +28,9 @@ using inf_test::Buffer;
 using inf_test::Device;
 using inf_test::make_buffer;
 using inf_test::make_device;
+using inf_test::Pool;
 
 namespace {
-
-struct PoolDeleter {
-    void operator()(inf_page_pool* pool) const { EXPECT_OK(inf_page_pool_destroy(pool)); }
-};
-using Pool = std::unique_ptr<inf_page_pool, PoolDeleter>;
 
 constexpr std::uint32_t kNaN = 0x7FC00000u;
 
@@ -147,18 +143,9 @@ protected:
     }
 
     static Pool make_pool(inf_device* device, const Shape& shape, int pages) {
-        inf_page_pool_config config{};
-        config.size = sizeof config;
-        config.dtype = shape.dtype;
-        config.layers = 1;
-        config.kv_heads = shape.kv_heads;
-        config.head_dim = shape.head_dim;
-        config.page_size = shape.page_size;
-        config.pages = pages;
-        config.logical_page_size = shape.logical_page_size;
-        inf_page_pool* pool = nullptr;
-        EXPECT_OK(inf_page_pool_create(device, &config, &pool));
-        return Pool(pool);
+        return inf_test::make_pool(device, inf_test::pool_config(shape.dtype, /*layers=*/1, shape.kv_heads,
+                                                                 shape.head_dim, shape.page_size, pages,
+                                                                 shape.logical_page_size));
     }
 
     // Builds sequences of the given kv lengths and query rows over shuffled physical pages of pool, fills

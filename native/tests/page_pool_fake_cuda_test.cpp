@@ -20,31 +20,15 @@ using inf_test::Buffer;
 using inf_test::Device;
 using inf_test::make_buffer;
 using inf_test::make_device;
+using inf_test::make_pool;
+using inf_test::Pool;
+using inf_test::pool_config;
 
 namespace {
 
-struct PoolDeleter {
-    void operator()(inf_page_pool* pool) const { EXPECT_OK(inf_page_pool_destroy(pool)); }
-};
-using Pool = std::unique_ptr<inf_page_pool, PoolDeleter>;
-
-Pool make_pool(inf_device* device, const inf_page_pool_config& config) {
-    inf_page_pool* pool = nullptr;
-    EXPECT_OK(inf_page_pool_create(device, &config, &pool));
-    return Pool(pool);
-}
-
 inf_page_pool_config config_of(inf_dtype dtype) {
-    inf_page_pool_config config{};
-    config.size = sizeof config;
-    config.dtype = dtype;
-    config.layers = 3;
-    config.kv_heads = 2;
-    config.head_dim = 8;
-    config.page_size = 16;
-    config.pages = 5;
-    config.logical_page_size = 8;
-    return config;
+    return pool_config(dtype, /*layers=*/3, /*kv_heads=*/2, /*head_dim=*/8, /*page_size=*/16, /*pages=*/5,
+                       /*logical_page_size=*/8);
 }
 
 constexpr std::size_t kPageFloats = 2 * 16 * 8;

@@ -14,43 +14,22 @@
 using inf_test::Device;
 using inf_test::live_objects;
 using inf_test::make_device;
+using inf_test::make_pool;
+using inf_test::Pool;
+using inf_test::pool_config;
 
 namespace {
 
-struct PoolDeleter {
-    void operator()(inf_page_pool* pool) const { EXPECT_OK(inf_page_pool_destroy(pool)); }
-};
-using Pool = std::unique_ptr<inf_page_pool, PoolDeleter>;
+constexpr float kMaxMagnitude = 2.0F;  // of the random keys and values
 
 inf_page_pool_config small_config(inf_dtype dtype = INF_DTYPE_F32) {
-    inf_page_pool_config config{};
-    config.size = sizeof config;
-    config.dtype = dtype;
-    config.layers = 2;
-    config.kv_heads = 2;
-    config.head_dim = 16;
-    config.page_size = 16;
-    config.pages = 6;
-    config.logical_page_size = 4;
-    return config;
-}
-
-Pool make_pool(inf_device* device, const inf_page_pool_config& config) {
-    inf_page_pool* pool = nullptr;
-    EXPECT_OK(inf_page_pool_create(device, &config, &pool));
-    return Pool(pool);
+    return pool_config(dtype, /*layers=*/2, /*kv_heads=*/2, /*head_dim=*/16, /*page_size=*/16, /*pages=*/6,
+                       /*logical_page_size=*/4);
 }
 
 // Random values in [-2, -0.05] U [0.05, 2]: never zero, of both signs.
 std::vector<float> random_floats(std::size_t count, std::uint32_t seed) {
-    std::mt19937 engine(seed);
-    std::uniform_real_distribution<float> magnitude(0.05F, 2.0F);
-    std::bernoulli_distribution negative(0.5);
-    std::vector<float> values(count);
-    for (float& value : values) {
-        value = negative(engine) ? -magnitude(engine) : magnitude(engine);
-    }
-    return values;
+    return inf_test::random_floats(count, seed, kMaxMagnitude);
 }
 
 // Relative rounding bound of storing a float32 in dtype (half an ulp).

@@ -1,5 +1,5 @@
 // Helpers shared by the native tests: status assertions that print inf_last_error(), owning wrappers
-// for handles, random data, and a log capture.
+// for handles (devices, buffers, page pools), page pool configs, random data, and a log capture.
 #pragma once
 
 #include <gmock/gmock.h>
@@ -54,8 +54,12 @@ struct DeviceDeleter {
 struct BufferDeleter {
     void operator()(inf_buffer* buffer) const { EXPECT_OK(inf_buffer_destroy(buffer)); }
 };
+struct PoolDeleter {
+    void operator()(inf_page_pool* pool) const { EXPECT_OK(inf_page_pool_destroy(pool)); }
+};
 using Device = std::unique_ptr<inf_device, DeviceDeleter>;
 using Buffer = std::unique_ptr<inf_buffer, BufferDeleter>;
+using Pool = std::unique_ptr<inf_page_pool, PoolDeleter>;
 
 inline Device make_device(inf_device_kind kind = INF_DEVICE_KIND_CPU, int32_t ordinal = 0) {
     inf_device* device = nullptr;
@@ -67,6 +71,40 @@ inline Buffer make_buffer(inf_device* device, uint64_t bytes) {
     inf_buffer* buffer = nullptr;
     EXPECT_OK(inf_buffer_create(device, bytes, &buffer));
     return Buffer(buffer);
+}
+
+inline Pool make_pool(inf_device* device, const inf_page_pool_config& config) {
+    inf_page_pool* pool = nullptr;
+    EXPECT_OK(inf_page_pool_create(device, &config, &pool));
+    return Pool(pool);
+}
+
+// A complete page pool config (size set).
+inline inf_page_pool_config pool_config(inf_dtype dtype, int32_t layers, int32_t kv_heads, int32_t head_dim,
+                                        int32_t page_size, int32_t pages, int32_t logical_page_size) {
+    inf_page_pool_config config{};
+    config.size = sizeof config;
+    config.dtype = dtype;
+    config.layers = layers;
+    config.kv_heads = kv_heads;
+    config.head_dim = head_dim;
+    config.page_size = page_size;
+    config.pages = pages;
+    config.logical_page_size = logical_page_size;
+    return config;
+}
+
+// Random values in [-max_magnitude, -0.05] U [0.05, max_magnitude]: never zero, of both signs;
+// reproducible per seed.
+inline std::vector<float> random_floats(std::size_t count, std::uint32_t seed, float max_magnitude) {
+    std::mt19937 engine(seed);
+    std::uniform_real_distribution<float> magnitude(0.05F, max_magnitude);
+    std::bernoulli_distribution negative(0.5);
+    std::vector<float> values(count);
+    for (float& value : values) {
+        value = negative(engine) ? -magnitude(engine) : magnitude(engine);
+    }
+    return values;
 }
 
 // Random bytes, reproducible per seed.
