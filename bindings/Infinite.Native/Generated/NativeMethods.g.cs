@@ -156,6 +156,47 @@ internal unsafe partial struct inf_attention_batch
     public int* page_positions;
     public int* head_page_starts;
     public int* head_page_indices;
+    /// <summary>
+    /// 0: head_page_starts has sequences * kv_heads + 1 entries, one list per (sequence, KV head);
+    /// 1: sequences * q_heads + 1, one list per (sequence, query head) (per-query-head page selection).
+    /// </summary>
+    public int head_lists_per_query_head;
+    /// <summary>
+    /// Λ mask (LServe streaming heads): optional [kv_heads] flags; a nonzero KV head sees, for a query at
+    /// position p, only keys at positions &lt; sink_tokens or &gt; p - local_tokens. Key tiles wholly outside that
+    /// band are skipped, so one call serves streaming and dense heads. Null: every head is dense.
+    /// </summary>
+    public int* streaming_heads;
+    public int sink_tokens;
+    public int local_tokens;
+}
+
+/// <summary>
+/// Query-aware page selection for retrieval heads (LServe). For each sequence, the query row q_rows[s] scores
+/// every entry of its page table: a logical page scores sum_i max(q_i * kmax_i, q_i * kmin_i) over its summary,
+/// a physical page the max of its logical pages; per KV head lists take the max over the head's query heads.
+/// The budget_tokens / page_size best entries are kept (at least one), the entry holding the newest key
+/// (position kv_lengths[s] - 1) always among them; fewer entries than that: all are kept. Entries come out in
+/// ascending order. Versioned: set size = sizeof(inf_page_selection).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe partial struct inf_page_selection
+{
+    public uint size;
+    public int sequences;
+    public int q_heads;
+    /// <summary>Element type of q: INF_DTYPE_F32 or the pool's dtype.</summary>
+    public DataType q_dtype;
+    public int budget_tokens;
+    /// <summary>0: one list per (sequence, KV head); 1: one list per (sequence, query head).</summary>
+    public int per_query_head;
+    /// <summary>[sequences]: the row of q that scores each sequence's pages.</summary>
+    public int* q_rows;
+    public int* kv_lengths;
+    public int* page_starts;
+    public int* page_ids;
+    /// <summary>Optional [page_starts[sequences]]: first key position of each entry, as in inf_attention_batch.</summary>
+    public int* page_positions;
 }
 
 internal partial struct inf_device { }
@@ -363,6 +404,17 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibraryName)]
     [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
     public static partial InfiniteStatus inf_attention_run(inf_page_pool* pool, int layer, inf_attention_batch* batch, inf_buffer* q, inf_buffer* o, inf_buffer* lse);
+
+    /// <summary>
+    /// Selects pages for retrieval heads (see inf_page_selection). q: [rows][q_heads][head_dim] on the pool's device.
+    /// Writes lists in the form inf_attention_batch takes: out_head_page_starts gets lists + 1 prefix offsets
+    /// (lists = sequences * kv_heads, or sequences * q_heads when per_query_head) and out_head_page_indices the entry
+    /// indices (relative to each sequence's page_starts), at most index_capacity of them; both host memory.
+    /// INF_STATUS_UNSUPPORTED when the pool keeps no summaries.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_select(inf_page_pool* pool, int layer, inf_page_selection* selection, inf_buffer* q, int* out_head_page_starts, int* out_head_page_indices, long index_capacity);
 
     /// <summary>
     /// Merges parts partial results into one: o_parts[i] float32 [rows][head_dim], lse_parts[i] float32 [rows]

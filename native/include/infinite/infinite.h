@@ -185,7 +185,40 @@ typedef struct inf_attention_batch {
     const int32_t* page_positions;
     const int32_t* head_page_starts;
     const int32_t* head_page_indices;
+    /* 0: head_page_starts has sequences * kv_heads + 1 entries, one list per (sequence, KV head);
+     * 1: sequences * q_heads + 1, one list per (sequence, query head) (per-query-head page selection). */
+    int32_t head_lists_per_query_head;
+    /* Λ mask (LServe streaming heads): optional [kv_heads] flags; a nonzero KV head sees, for a query at
+     * position p, only keys at positions < sink_tokens or > p - local_tokens. Key tiles wholly outside that
+     * band are skipped, so one call serves streaming and dense heads. Null: every head is dense. */
+    const int32_t* streaming_heads;
+    int32_t sink_tokens;
+    int32_t local_tokens;
 } inf_attention_batch;
+
+/* Query-aware page selection for retrieval heads (LServe). For each sequence, the query row q_rows[s] scores
+ * every entry of its page table: a logical page scores sum_i max(q_i * kmax_i, q_i * kmin_i) over its summary,
+ * a physical page the max of its logical pages; per KV head lists take the max over the head's query heads.
+ * The budget_tokens / page_size best entries are kept (at least one), the entry holding the newest key
+ * (position kv_lengths[s] - 1) always among them; fewer entries than that: all are kept. Entries come out in
+ * ascending order. Versioned: set size = sizeof(inf_page_selection). */
+typedef struct inf_page_selection {
+    uint32_t size;
+    int32_t sequences;
+    int32_t q_heads;
+    /* Element type of q: INF_DTYPE_F32 or the pool's dtype. */
+    inf_dtype q_dtype;
+    int32_t budget_tokens;
+    /* 0: one list per (sequence, KV head); 1: one list per (sequence, query head). */
+    int32_t per_query_head;
+    /* [sequences]: the row of q that scores each sequence's pages. */
+    const int32_t* q_rows;
+    const int32_t* kv_lengths;
+    const int32_t* page_starts;
+    const int32_t* page_ids;
+    /* Optional [page_starts[sequences]]: first key position of each entry, as in inf_attention_batch. */
+    const int32_t* page_positions;
+} inf_page_selection;
 
 /* Receives one complete log line (no trailing newline). May be called from any thread, concurrently. */
 typedef void (*inf_log_callback)(void* user_data, inf_log_level level, const char* message);
@@ -315,6 +348,15 @@ INF_API inf_status inf_page_pool_copy_pages(inf_page_pool* dst, const int32_t* d
  * All three buffers live on the pool's device. Long sequences are split across cores / SMs and merged. */
 INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const inf_attention_batch* batch,
                                      const inf_buffer* q, inf_buffer* o, inf_buffer* lse);
+
+/* Selects pages for retrieval heads (see inf_page_selection). q: [rows][q_heads][head_dim] on the pool's device.
+ * Writes lists in the form inf_attention_batch takes: out_head_page_starts gets lists + 1 prefix offsets
+ * (lists = sequences * kv_heads, or sequences * q_heads when per_query_head) and out_head_page_indices the entry
+ * indices (relative to each sequence's page_starts), at most index_capacity of them; both host memory.
+ * INF_STATUS_UNSUPPORTED when the pool keeps no summaries. */
+INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, const inf_page_selection* selection,
+                                   const inf_buffer* q, int32_t* out_head_page_starts, int32_t* out_head_page_indices,
+                                   int64_t index_capacity);
 
 /* Merges parts partial results into one: o_parts[i] float32 [rows][head_dim], lse_parts[i] float32 [rows]
  * (rows = tokens * heads), all on one device; o_out and lse_out may be o_parts[0] and lse_parts[0].

@@ -66,9 +66,36 @@ typedef struct inf_attention_params {
     const int32_t* page_positions;    /* [page_starts[sequences]]: first key position of each entry */
     const int32_t* head_page_starts;  /* [sequences * kv_heads + 1], or NULL: every head reads the table */
     const int32_t* head_page_indices; /* entry indices relative to page_starts[s] */
+    int32_t head_lists_per_query_head; /* 1: head_page_starts has sequences * q_heads + 1 entries */
+    const int32_t* streaming_heads;   /* [kv_heads] Λ-mask flags, or NULL: all heads dense */
+    int32_t sink_tokens;              /* streaming heads see keys < sink_tokens ... */
+    int32_t local_tokens;             /* ... or > q_position - local_tokens */
     void* workspace;                  /* scratch for split-KV partials, workspace_bytes long */
     uint64_t workspace_bytes;
 } inf_attention_params;
+
+/* Page selection for retrieval heads (inf_page_selection in infinite.h). Writes lists + 1 prefix offsets
+ * into head_page_starts and the chosen entry indices (ascending, relative to page_starts[s]) into
+ * head_page_indices; the core sized both (lists = sequences * (per_query_head ? q_heads : kv_heads), and
+ * each list holds min(entries of its sequence, max(1, budget_tokens / page_size)) indices). */
+typedef struct inf_page_select_params {
+    inf_kv_layer layer;
+    int32_t sequences;
+    int32_t q_heads;
+    inf_dtype q_dtype;
+    int32_t budget_pages;     /* max(1, budget_tokens / page_size) */
+    int32_t per_query_head;
+    const void* q;            /* [rows][q_heads][head_dim] */
+    const int32_t* q_rows;    /* [sequences] */
+    const int32_t* kv_lengths;
+    const int32_t* page_starts;
+    const int32_t* page_ids;
+    const int32_t* page_positions; /* always set by the core */
+    int32_t* head_page_starts;     /* output, [lists + 1] */
+    int32_t* head_page_indices;    /* output */
+    void* workspace;               /* scratch for scores, workspace_bytes long */
+    uint64_t workspace_bytes;
+} inf_page_select_params;
 
 /* Merges parts partial results (o: [rows][head_dim], lse: [rows]) into o_out/lse_out (which may be
  * part 0's arrays). Exact, order-free, -inf safe: a row where every lse is -inf gets o = 0, lse = -inf. */

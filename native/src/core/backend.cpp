@@ -81,6 +81,12 @@ void Backend::attention_merge(std::int32_t ordinal, const inf_attention_merge_pa
     fail(INF_STATUS_UNSUPPORTED, "attention merge is not implemented on ", device_label(kind(), ordinal));
 }
 
+void Backend::page_select(std::int32_t ordinal, const inf_page_select_params&) {
+    fail(INF_STATUS_UNSUPPORTED, "page selection is not implemented on ", device_label(kind(), ordinal));
+}
+
+std::uint64_t Backend::page_select_workspace_bytes(std::int32_t, const inf_page_select_params&) const { return 0; }
+
 std::uint64_t Backend::attention_workspace_bytes(std::int32_t, const inf_attention_params&) const { return 0; }
 
 }  // namespace inf

@@ -52,6 +52,9 @@ public:
     virtual void kv_append(std::int32_t ordinal, const inf_kv_append_params& params);
     virtual void attention(std::int32_t ordinal, const inf_attention_params& params);
     virtual void attention_merge(std::int32_t ordinal, const inf_attention_merge_params& params);
+    virtual void page_select(std::int32_t ordinal, const inf_page_select_params& params);
+    // Bytes of workspace page_select() needs for params; 0 when none.
+    virtual std::uint64_t page_select_workspace_bytes(std::int32_t ordinal, const inf_page_select_params& params) const;
     // Bytes of workspace attention() needs for params (split-KV partials); 0 when none.
     virtual std::uint64_t attention_workspace_bytes(std::int32_t ordinal, const inf_attention_params& params) const;
 };

@@ -62,8 +62,8 @@ public sealed class LayoutTests
     [Fact]
     public void inf_attention_batch_has_native_layout()
     {
-        Assert.Equal(88, Unsafe.SizeOf<inf_attention_batch>());
-        Assert.Equal(88, Marshal.SizeOf<inf_attention_batch>());
+        Assert.Equal(112, Unsafe.SizeOf<inf_attention_batch>());
+        Assert.Equal(112, Marshal.SizeOf<inf_attention_batch>());
         Assert.Equal(0, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.size)).ToInt64());
         Assert.Equal(4, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.sequences)).ToInt64());
         Assert.Equal(8, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.q_heads)).ToInt64());
@@ -78,6 +78,28 @@ public sealed class LayoutTests
         Assert.Equal(64, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.page_positions)).ToInt64());
         Assert.Equal(72, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.head_page_starts)).ToInt64());
         Assert.Equal(80, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.head_page_indices)).ToInt64());
+        Assert.Equal(88, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.head_lists_per_query_head)).ToInt64());
+        Assert.Equal(96, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.streaming_heads)).ToInt64());
+        Assert.Equal(104, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.sink_tokens)).ToInt64());
+        Assert.Equal(108, Marshal.OffsetOf<inf_attention_batch>(nameof(inf_attention_batch.local_tokens)).ToInt64());
+    }
+
+    [Fact]
+    public void inf_page_selection_has_native_layout()
+    {
+        Assert.Equal(64, Unsafe.SizeOf<inf_page_selection>());
+        Assert.Equal(64, Marshal.SizeOf<inf_page_selection>());
+        Assert.Equal(0, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.size)).ToInt64());
+        Assert.Equal(4, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.sequences)).ToInt64());
+        Assert.Equal(8, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.q_heads)).ToInt64());
+        Assert.Equal(12, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.q_dtype)).ToInt64());
+        Assert.Equal(16, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.budget_tokens)).ToInt64());
+        Assert.Equal(20, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.per_query_head)).ToInt64());
+        Assert.Equal(24, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.q_rows)).ToInt64());
+        Assert.Equal(32, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.kv_lengths)).ToInt64());
+        Assert.Equal(40, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.page_starts)).ToInt64());
+        Assert.Equal(48, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.page_ids)).ToInt64());
+        Assert.Equal(56, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.page_positions)).ToInt64());
     }
 
     [Theory]
@@ -113,6 +135,7 @@ public sealed class LayoutTests
     [InlineData("inf_page_pool_read_summary")]
     [InlineData("inf_page_pool_copy_pages")]
     [InlineData("inf_attention_run")]
+    [InlineData("inf_page_select")]
     [InlineData("inf_attention_merge")]
     public void function_is_exported(string name)
     {
