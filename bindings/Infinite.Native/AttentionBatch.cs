@@ -14,8 +14,9 @@ public sealed class AttentionBatch
     private readonly List<int> _pageStarts = [0];
     private readonly List<int> _pageIds = [];
     private readonly List<int> _pagePositions = [];
-    private readonly Dictionary<(int Sequence, int KvHead), int[]> _headPages = [];
+    private readonly Dictionary<(int Sequence, int Head), int[]> _headPages = [];
     private bool _explicitPositions;
+    private bool? _perQueryHead;
 
     /// <param name="queryHeads">Query heads of the model (a multiple of the pool's KV heads).</param>
     /// <param name="scale">Softmax scale; 0 means 1/sqrt(head_dim).</param>
@@ -84,12 +85,57 @@ public sealed class AttentionBatch
     /// <summary>Restricts KV head <paramref name="kvHead"/> of <paramref name="sequence"/> to the entries
     /// <paramref name="entries"/> of its page table (indices into the pages given to AddSequence).
     /// Heads never restricted read the whole table.</summary>
-    public void SetHeadPages(int sequence, int kvHead, ReadOnlySpan<int> entries)
+    public void SetHeadPages(int sequence, int kvHead, ReadOnlySpan<int> entries) => SetLists(sequence, kvHead, entries, perQueryHead: false);
+
+    /// <summary>Restricts query head <paramref name="queryHead"/> of <paramref name="sequence"/> to
+    /// <paramref name="entries"/> (per-query-head page selection). A batch uses per-KV-head or
+    /// per-query-head lists, not both.</summary>
+    public void SetQueryHeadPages(int sequence, int queryHead, ReadOnlySpan<int> entries)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(queryHead, QueryHeads);
+        SetLists(sequence, queryHead, entries, perQueryHead: true);
+    }
+
+    /// <summary>Applies a selection to <paramref name="sequence"/>: its lists for that sequence, per KV head
+    /// or per query head as the selection was made.</summary>
+    public void SetSelectedPages(int sequence, PageSelection selection, int selectionSequence)
+    {
+        ArgumentNullException.ThrowIfNull(selection);
+        for (int h = 0; h < selection.ListsPerSequence; h++)
+        {
+            SetLists(sequence, h, selection.Entries(selectionSequence, h), selection.PerQueryHead);
+        }
+    }
+
+    /// <summary>Streaming KV heads for the next runs (the layer's flags, see <see cref="HeadRoles.StreamingFlags"/>):
+    /// such a head sees, for a query at p, only keys before <paramref name="sinkTokens"/> or after p - <paramref name="localTokens"/>.
+    /// Null flags: every head dense.</summary>
+    public void SetStreamingHeads(int[]? flags, int sinkTokens, int localTokens)
+    {
+        StreamingHeads = flags;
+        SinkTokens = sinkTokens;
+        LocalTokens = localTokens;
+    }
+
+    public int[]? StreamingHeads { get; private set; }
+
+    public int SinkTokens { get; private set; }
+
+    public int LocalTokens { get; private set; }
+
+    internal bool PerQueryHeadLists => _perQueryHead == true;
+
+    private void SetLists(int sequence, int head, ReadOnlySpan<int> entries, bool perQueryHead)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(sequence);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(sequence, Sequences);
-        ArgumentOutOfRangeException.ThrowIfNegative(kvHead);
-        _headPages[(sequence, kvHead)] = entries.ToArray();
+        ArgumentOutOfRangeException.ThrowIfNegative(head);
+        if (_perQueryHead is { } mode && mode != perQueryHead)
+        {
+            throw new InvalidOperationException("this batch already has per-" + (mode ? "query" : "KV") + "-head page lists; a batch uses one kind");
+        }
+        _perQueryHead = perQueryHead;
+        _headPages[(sequence, head)] = entries.ToArray();
     }
 
     /// <summary>The arrays of inf_attention_batch for a pool of <paramref name="kvHeads"/> heads and
@@ -115,13 +161,15 @@ public sealed class AttentionBatch
         int[]? headIndices = null;
         if (_headPages.Count > 0)
         {
+            int heads = PerQueryHeadLists ? QueryHeads : kvHeads;
             foreach (var key in _headPages.Keys)
             {
-                if (key.KvHead >= kvHeads)
+                if (key.Head >= heads)
                 {
-                    throw new ArgumentOutOfRangeException(nameof(kvHeads), $"head pages were set for KV head {key.KvHead} but the pool has {kvHeads}");
+                    throw new ArgumentOutOfRangeException(nameof(kvHeads), $"head pages were set for KV head {key.Head} but the pool has {kvHeads}");
                 }
             }
+            kvHeads = heads;
             headStarts = new int[Sequences * kvHeads + 1];
             var indices = new List<int>();
             for (int s = 0; s < Sequences; s++)

@@ -23,7 +23,8 @@ public static class MicroAttention
         using var oLease = new HandleLease(o.Handle);
         using var lseLease = new HandleLease(lse.Handle);
         fixed (int* qStarts = a.QStarts, qPositions = a.QPositions, kvLengths = a.KvLengths, pageStarts = a.PageStarts,
-               pageIds = a.PageIds, pagePositions = a.PagePositions, headStarts = a.HeadPageStarts, headIndices = a.HeadPageIndices)
+               pageIds = a.PageIds, pagePositions = a.PagePositions, headStarts = a.HeadPageStarts, headIndices = a.HeadPageIndices,
+               streaming = batch.StreamingHeads)
         {
             var native = new inf_attention_batch
             {
@@ -40,6 +41,10 @@ public static class MicroAttention
                 page_positions = pagePositions,
                 head_page_starts = headStarts,
                 head_page_indices = headIndices,
+                head_lists_per_query_head = batch.PerQueryHeadLists ? 1 : 0,
+                streaming_heads = streaming,
+                sink_tokens = batch.SinkTokens,
+                local_tokens = batch.LocalTokens,
             };
             NativeStatus.Check(NativeMethods.inf_attention_run((inf_page_pool*)poolLease.Value, layer, &native,
                 (inf_buffer*)qLease.Value, (inf_buffer*)oLease.Value, (inf_buffer*)lseLease.Value));
