@@ -46,9 +46,12 @@ RefAttention reference_attention(const inf_attention_params& p, const std::vecto
         for (int row = p.q_starts[s]; row < p.q_starts[s + 1]; ++row) {
             for (int head = 0; head < p.q_heads; ++head) {
                 const int h = head / group;
+                const bool streaming = p.streaming_heads != nullptr && p.streaming_heads[h] != 0;
                 std::vector<int> entries;
                 if (p.head_page_starts != nullptr) {
-                    for (int i = p.head_page_starts[s * kv_heads + h]; i < p.head_page_starts[s * kv_heads + h + 1]; ++i) {
+                    // One list per (sequence, KV head), or per (sequence, query head).
+                    const int list = p.head_lists_per_query_head != 0 ? s * p.q_heads + head : s * kv_heads + h;
+                    for (int i = p.head_page_starts[list]; i < p.head_page_starts[list + 1]; ++i) {
                         entries.push_back(base + p.head_page_indices[i]);
                     }
                 } else {
@@ -66,6 +69,11 @@ RefAttention reference_attention(const inf_attention_params& p, const std::vecto
                     for (std::size_t t = 0; t < ps; ++t) {
                         const std::int64_t pos = pos0 + static_cast<std::int64_t>(t);
                         if (pos >= p.kv_lengths[s] || pos > p.q_positions[row]) {
+                            continue;
+                        }
+                        // Λ mask of a streaming head: only the sinks and the local window.
+                        if (streaming && pos >= p.sink_tokens &&
+                            pos <= static_cast<std::int64_t>(p.q_positions[row]) - p.local_tokens) {
                             continue;
                         }
                         const std::size_t at = ((static_cast<std::size_t>(p.page_ids[j]) * static_cast<std::size_t>(kv_heads) +

@@ -20,7 +20,8 @@ struct RefAttention {
 };
 
 // MicroAttention of params (its batch description and shape; params.q / params.layer.k / v are not read)
-// over k, v (decode_layer) and q (float values [total_q][q_heads][head_dim]).
+// over k, v (decode_layer) and q (float values [total_q][q_heads][head_dim]); per-query-head lists and the
+// Λ mask of streaming heads (keys < sink_tokens or > q_position - local_tokens) as in attention_params.h.
 RefAttention reference_attention(const inf_attention_params& params, const std::vector<float>& k,
                                  const std::vector<float>& v, const std::vector<float>& q);
 

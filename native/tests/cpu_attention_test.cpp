@@ -59,6 +59,10 @@ struct Spec {
     bool explicit_positions = false;    // page_positions non-null
     bool per_head = false;              // head_page_starts / head_page_indices
     bool q_in_pool_dtype = false;
+    bool per_query_head = false;        // with per_head: one list per query head
+    std::vector<std::int32_t> streaming;  // [kv_heads] Λ-mask flags; empty: all dense
+    int sink = 0;
+    int local = 0;
     unsigned seed = 1;
 };
 
@@ -160,7 +164,7 @@ struct Scenario {
             head_page_starts.push_back(0);
             std::bernoulli_distribution keep(0.6);
             for (int i = 0; i < sequences; ++i) {
-                for (int h = 0; h < spec.kv_heads; ++h) {
+                for (int h = 0; h < (spec.per_query_head ? spec.q_heads : spec.kv_heads); ++h) {
                     const bool empty = i == 0 && h == 0;
                     int count = 0;
                     for (int e = entries[static_cast<std::size_t>(i)] - 1; e >= 0; --e) {  // reversed order too
@@ -215,6 +219,12 @@ struct Scenario {
         if (spec.per_head) {
             p.head_page_starts = head_page_starts.data();
             p.head_page_indices = head_page_indices.data();
+            p.head_lists_per_query_head = spec.per_query_head ? 1 : 0;
+        }
+        if (!spec.streaming.empty()) {
+            p.streaming_heads = spec.streaming.data();
+            p.sink_tokens = spec.sink;
+            p.local_tokens = spec.local;
         }
         return p;
     }
@@ -696,4 +706,84 @@ TEST(ThreadPool, CoversEveryIndexOnceAndRethrows) {
     std::atomic<int> sum{0};
     local.parallel_for(100, [&](std::int64_t b, std::int64_t e, int) { sum += static_cast<int>(e - b); });
     EXPECT_EQ(sum.load(), 100);
+}
+
+// Λ mask: streaming heads see exactly the sink and local keys (the reference drops every other key),
+// dense heads everything, in one call: decode rows and prefill chunks, windows that cut pages and key
+// blocks, sinks of 0, windows longer than the context, split-KV, every ISA level.
+TEST(CpuAttention, StreamingHeadsMatchSinkPlusLocalReference) {
+    unsigned seed = 900;
+    struct Window {
+        int sink;
+        int local;
+    };
+    for (const Window w : {Window{16, 32}, Window{5, 37}, Window{0, 64}, Window{64, 1}, Window{3, 5000}}) {
+        for (const inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_BF16}) {
+            for (const int page_size : {16, 64}) {
+                Spec s;
+                s.dtype = dtype;
+                s.kv_heads = 4;
+                s.q_heads = 16;
+                s.head_dim = 64;
+                s.page_size = page_size;
+                s.kv_lengths = {700, 333, 90, 2100};
+                s.rows = {1, 40, 1, 70};  // decode and prefill chunks
+                s.streaming = {1, 0, 1, 0};
+                s.sink = w.sink;
+                s.local = w.local;
+                s.seed = seed++;
+                check_all_levels(Scenario(s), describe(s) + " sink " + std::to_string(w.sink) + " local " +
+                                                  std::to_string(w.local));
+            }
+        }
+    }
+}
+
+// A decode over a long list on few sequences takes the split-KV path: parts wholly outside the band
+// give -inf partials that the merge must ignore.
+TEST(CpuAttention, StreamingHeadsWithSplitKv) {
+    Spec s;
+    s.kv_heads = 2;
+    s.q_heads = 8;
+    s.head_dim = 128;
+    s.page_size = 16;
+    s.kv_lengths = {6000};
+    s.rows = {1};
+    s.streaming = {1, 0};
+    s.sink = 20;
+    s.local = 100;
+    s.seed = 77;
+    check_all_levels(Scenario(s), "split streaming");
+    s.rows = {3};
+    s.streaming = {1, 1};
+    check_all_levels(Scenario(s), "split streaming, three rows");
+}
+
+// Per-query-head page lists: the q heads of a group read different pages (and some none), alone and
+// together with streaming heads and explicit positions.
+TEST(CpuAttention, PerQueryHeadListsMatchReference) {
+    unsigned seed = 950;
+    for (const int ratio : {1, 4}) {
+        for (const int rows : {1, 9}) {
+            for (const inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_F16}) {
+                Spec s;
+                s.dtype = dtype;
+                s.kv_heads = 2;
+                s.q_heads = 2 * ratio;
+                s.head_dim = 64;
+                s.page_size = 16;
+                s.kv_lengths = {300, 77, 1000};
+                s.rows = {rows, 1, rows};
+                s.per_head = true;
+                s.per_query_head = true;
+                s.explicit_positions = (seed % 2) == 0;
+                s.seed = seed++;
+                check_all_levels(Scenario(s), describe(s) + " per query head");
+                s.streaming = {0, 1};
+                s.sink = 16;
+                s.local = 50;
+                check_all_levels(Scenario(s), describe(s) + " per query head, streaming");
+            }
+        }
+    }
 }

@@ -225,6 +225,8 @@ const inf_plugin_api kApi = {
     nullptr,  // attention_workspace_bytes
     nullptr,  // attention
     nullptr,  // attention_merge
+    nullptr,  // page_select_workspace_bytes
+    nullptr,  // page_select
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 // Scratch sets belong to the pool (PoolScratch in kv/page_pool.h): each call leases one, so concurrent
 // calls on one pool do not wait for each other, and once the sizes have been seen nothing is allocated.
 #include <cmath>
+#include <cstddef>
 #include <limits>
 #include <string>
 #include <vector>
@@ -81,7 +82,10 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
         const PagePool& kv = *object;
         const inf_page_pool_config& config = kv.config();
         kv.check_layer(layer);
-        const inf_attention_batch b = api::read_versioned(batch, "batch", "inf_attention_batch");
+        // Callers built before the sparse fields (head_lists_per_query_head onwards) pass a smaller size:
+        // those fields then read as 0 / null (per-KV-head lists, every head dense).
+        const inf_attention_batch b = api::read_versioned(batch, "batch", "inf_attention_batch",
+                                                          offsetof(inf_attention_batch, head_lists_per_query_head));
         const auto q_buffer = api::find_buffer(q, "q");
         const auto o_buffer = api::find_buffer(o, "o");
         const auto lse_buffer = api::find_buffer(lse, "lse");
@@ -112,12 +116,35 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
                  ") must be finite and >= 0 (0: 1/sqrt(head_dim))");
         }
 
+        if (b.head_lists_per_query_head != 0 && b.head_lists_per_query_head != 1) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "batch->head_lists_per_query_head (", b.head_lists_per_query_head,
+                 ") must be 0 (one list per KV head) or 1 (one list per query head)");
+        }
+        bool any_streaming = false;
+        if (b.streaming_heads != nullptr) {
+            for (std::int32_t h = 0; h < config.kv_heads; ++h) {
+                if (b.streaming_heads[h] != 0 && b.streaming_heads[h] != 1) {
+                    fail(INF_STATUS_INVALID_ARGUMENT, "batch->streaming_heads[", h, "] (", b.streaming_heads[h],
+                         ") must be 0 (dense) or 1 (streaming)");
+                }
+                any_streaming = any_streaming || b.streaming_heads[h] != 0;
+            }
+        }
+        if (b.sink_tokens < 0) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "batch->sink_tokens (", b.sink_tokens, ") must be >= 0");
+        }
+        if (b.local_tokens < 0 || (any_streaming && b.local_tokens < 1)) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "batch->local_tokens (", b.local_tokens, ") must be >= 1",
+                 any_streaming ? " when batch->streaming_heads marks a streaming head" : " (or 0 without streaming heads)");
+        }
+
         // Arrays, in the order of the struct.
         std::int64_t total_q = 0;
         std::int64_t max_q = 0;
         std::int64_t entries = 0;
         std::int64_t max_entries = 0;
-        const std::int64_t head_lists = std::int64_t{sequences} * config.kv_heads;
+        const std::int32_t lists_per_sequence = b.head_lists_per_query_head != 0 ? b.q_heads : config.kv_heads;
+        const std::int64_t head_lists = std::int64_t{sequences} * lists_per_sequence;
         if (sequences > 0) {
             require_array(b.q_starts, "q_starts");
             max_q = check_prefix(b.q_starts, sequences, "q_starts");
@@ -182,8 +209,8 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
                 }
                 for (std::int32_t s = 0; s < sequences; ++s) {
                     const std::int32_t count = b.page_starts[s + 1] - b.page_starts[s];
-                    const std::int64_t first = b.head_page_starts[std::int64_t{s} * config.kv_heads];
-                    const std::int64_t end = b.head_page_starts[std::int64_t{s + 1} * config.kv_heads];
+                    const std::int64_t first = b.head_page_starts[std::int64_t{s} * lists_per_sequence];
+                    const std::int64_t end = b.head_page_starts[std::int64_t{s + 1} * lists_per_sequence];
                     for (std::int64_t i = first; i < end; ++i) {
                         if (b.head_page_indices[i] < 0 || b.head_page_indices[i] >= count) {
                             fail(INF_STATUS_OUT_OF_RANGE, "batch->head_page_indices[", i, "] (", b.head_page_indices[i],
@@ -220,6 +247,9 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
         params.q = q_buffer->data();
         params.o = static_cast<float*>(o_buffer->data());
         params.lse = static_cast<float*>(lse_buffer->data());
+        params.head_lists_per_query_head = b.head_page_starts != nullptr ? b.head_lists_per_query_head : 0;
+        params.sink_tokens = any_streaming ? b.sink_tokens : 0;
+        params.local_tokens = any_streaming ? b.local_tokens : 0;
 
         Backend& backend = device.backend();
         const std::int32_t ordinal = device.ordinal();
@@ -236,6 +266,7 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
             params.page_positions = b.page_positions;
             params.head_page_starts = b.head_page_starts;
             params.head_page_indices = b.head_page_indices;
+            params.streaming_heads = any_streaming ? b.streaming_heads : nullptr;
             if (b.page_positions == nullptr) {
                 ints.resize(count(entries));
                 for (std::int32_t s = 0; s < sequences; ++s) {
@@ -270,6 +301,7 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
                 const std::int64_t indices = b.head_page_starts[head_lists];
                 head_indices = indices > 0 ? pack(ints, b.head_page_indices, count(indices)) : ints.size();
             }
+            const std::size_t streaming = any_streaming ? pack(ints, b.streaming_heads, count(config.kv_heads)) : 0;
             scratch->device_ints.reserve(device, ints.size() * sizeof(std::int32_t));
             auto* base = static_cast<std::int32_t*>(scratch->device_ints.data());
             backend.copy_from_host(ordinal, base, ints.data(), ints.size() * sizeof(std::int32_t));
@@ -281,6 +313,7 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
             params.page_positions = base + page_positions;
             params.head_page_starts = b.head_page_starts != nullptr ? base + head_starts : nullptr;
             params.head_page_indices = b.head_page_starts != nullptr ? base + head_indices : nullptr;
+            params.streaming_heads = any_streaming ? base + streaming : nullptr;
         }
         const std::uint64_t workspace = backend.attention_workspace_bytes(ordinal, params);
         scratch->workspace.reserve(device, workspace);

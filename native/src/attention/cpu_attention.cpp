@@ -62,7 +62,8 @@ constexpr int kMaxTileLanes = 32;
 struct TileJob {
     const inf_attention_params* params;
     int kv_head;
-    int group;
+    int group;     // query vectors per row in this tile: the GQA group, or 1 for a per-query-head list
+    int head0;     // q head of vector m is head0 + m % group (row q_start + m / group)
     int first;
     int count;
     int q_start;
@@ -71,6 +72,9 @@ struct TileJob {
     int entry_begin;
     int entry_end;
     std::int64_t kv_length;
+    bool streaming;           // Λ mask: keys < sink or > q_position - local only
+    std::int64_t sink;
+    std::int64_t local;
     float* o;    // [total_q][q_heads][D]
     float* lse;  // [total_q][q_heads]
 };
@@ -301,9 +305,11 @@ int split_parts(const inf_attention_params& params, int threads) {
     if (threads <= 1 || params.sequences <= 0 || params.max_entries <= 0 || params.layer.kv_heads <= 0) {
         return 1;
     }
-    const std::int64_t group = std::max(1, params.q_heads / params.layer.kv_heads);
+    const bool per_q = params.head_lists_per_query_head != 0 && params.head_page_starts != nullptr;
+    const std::int64_t group = per_q ? 1 : std::max(1, params.q_heads / params.layer.kv_heads);
+    const std::int64_t lists = per_q ? params.q_heads : params.layer.kv_heads;
     const std::int64_t tiles = std::max<std::int64_t>(1, (static_cast<std::int64_t>(params.max_q) * group + kMaxTileLanes - 1) / kMaxTileLanes);
-    const std::int64_t units = static_cast<std::int64_t>(params.sequences) * params.layer.kv_heads * tiles;
+    const std::int64_t units = static_cast<std::int64_t>(params.sequences) * lists * tiles;
     const std::int64_t wanted = 4 * static_cast<std::int64_t>(threads);
     if (units >= wanted) {
         return 1;
@@ -398,9 +404,14 @@ void attention(const inf_attention_params& params) {
         part_lse = part_o + static_cast<std::uint64_t>(parts) * rows * static_cast<std::uint64_t>(layer.head_dim);
     }
     const int group = params.q_heads / layer.kv_heads;
+    // Per-query-head lists: a tile holds rows of one q head (its own pages); else a tile holds the
+    // (row, q head) vectors of one KV head's group, which share the head's pages (K/V read once).
+    const bool per_q = params.head_lists_per_query_head != 0 && params.head_page_starts != nullptr;
+    const int vgroup = per_q ? 1 : group;
+    const int lists = per_q ? params.q_heads : layer.kv_heads;
     const int lanes = max_tile_lanes(isa);
-    const std::int64_t tiles = std::max<std::int64_t>(1, (static_cast<std::int64_t>(params.max_q) * group + lanes - 1) / lanes);
-    const std::int64_t units = static_cast<std::int64_t>(params.sequences) * layer.kv_heads * tiles * parts;
+    const std::int64_t tiles = std::max<std::int64_t>(1, (static_cast<std::int64_t>(params.max_q) * vgroup + lanes - 1) / lanes);
+    const std::int64_t units = static_cast<std::int64_t>(params.sequences) * lists * tiles * parts;
     const auto body = [&](std::int64_t begin, std::int64_t end, int) {
         Scratch& scratch = thread_scratch();
         for (std::int64_t unit = begin; unit < end; ++unit) {
@@ -409,10 +420,11 @@ void attention(const inf_attention_params& params) {
             rest /= parts;
             const int tile = static_cast<int>(rest % tiles);
             rest /= tiles;
-            const int h = static_cast<int>(rest % layer.kv_heads);
-            const int s = static_cast<int>(rest / layer.kv_heads);
+            const int list = static_cast<int>(rest % lists);
+            const int s = static_cast<int>(rest / lists);
+            const int h = per_q ? list / group : list;
             const int q_start = params.q_starts[s];
-            const int vectors = (params.q_starts[s + 1] - q_start) * group;
+            const int vectors = (params.q_starts[s + 1] - q_start) * vgroup;
             const int first = tile * lanes;
             if (first >= vectors) {
                 continue;
@@ -420,7 +432,8 @@ void attention(const inf_attention_params& params) {
             TileJob job{};
             job.params = &params;
             job.kv_head = h;
-            job.group = group;
+            job.group = vgroup;
+            job.head0 = per_q ? list : h * group;
             job.first = first;
             job.count = std::min(lanes, vectors - first);
             job.q_start = q_start;
@@ -428,7 +441,7 @@ void attention(const inf_attention_params& params) {
             int e0 = 0;
             int e1 = params.page_starts[s + 1] - params.page_starts[s];
             if (params.head_page_starts != nullptr) {
-                const int index = s * layer.kv_heads + h;
+                const int index = s * lists + list;
                 job.entries = params.head_page_indices;
                 e0 = params.head_page_starts[index];
                 e1 = params.head_page_starts[index + 1];
@@ -437,6 +450,9 @@ void attention(const inf_attention_params& params) {
             job.entry_begin = e0 + static_cast<int>(count * part / parts);
             job.entry_end = e0 + static_cast<int>(count * (part + 1) / parts);
             job.kv_length = params.kv_lengths[s];
+            job.streaming = params.streaming_heads != nullptr && params.streaming_heads[h] != 0;
+            job.sink = params.sink_tokens;
+            job.local = params.local_tokens;
             if (parts > 1) {
                 job.o = part_o + static_cast<std::uint64_t>(part) * rows * static_cast<std::uint64_t>(layer.head_dim);
                 job.lse = part_lse + static_cast<std::uint64_t>(part) * rows;

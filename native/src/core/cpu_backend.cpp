@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "attention/cpu_attention.h"
+#include "attention/cpu_page_select.h"
 #include "core/log.h"
 #include "core/status.h"
 
@@ -154,6 +155,10 @@ public:
     void attention(std::int32_t, const inf_attention_params& params) override { cpu::attention(params); }
     void attention_merge(std::int32_t, const inf_attention_merge_params& params) override {
         cpu::attention_merge(params);
+    }
+    void page_select(std::int32_t, const inf_page_select_params& params) override { cpu::page_select(params); }
+    std::uint64_t page_select_workspace_bytes(std::int32_t, const inf_page_select_params& params) const override {
+        return cpu::page_select_workspace_bytes(params);
     }
     std::uint64_t attention_workspace_bytes(std::int32_t, const inf_attention_params& params) const override {
         return cpu::attention_workspace_bytes(params);

@@ -146,6 +146,29 @@ public:
         return bytes;
     }
 
+    void page_select(std::int32_t ordinal, const inf_page_select_params& params) override {
+        check_ordinal(*this, ordinal);
+        const auto fn = entry(offsetof(inf_plugin_api, page_select), api_->page_select);
+        if (fn == nullptr) {
+            unsupported("page_select", ordinal);
+        }
+        PluginError error;
+        check(fn(ordinal, &params, error.text, sizeof error.text), error, "page_select");
+    }
+    // 0 when the plug-in has no page_select (page_select() then reports UNSUPPORTED itself) or keeps
+    // its own scratch (the CUDA plug-in).
+    std::uint64_t page_select_workspace_bytes(std::int32_t ordinal, const inf_page_select_params& params) const override {
+        check_ordinal(*this, ordinal);
+        const auto fn = entry(offsetof(inf_plugin_api, page_select_workspace_bytes), api_->page_select_workspace_bytes);
+        if (fn == nullptr) {
+            return 0;
+        }
+        std::uint64_t bytes = 0;
+        PluginError error;
+        check(fn(ordinal, &params, &bytes, error.text, sizeof error.text), error, "page_select_workspace_bytes");
+        return bytes;
+    }
+
 private:
     // The field at offset, when the table's size covers it; else null. The field is read only then:
     // a shorter table's memory ends before it.

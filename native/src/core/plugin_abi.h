@@ -94,6 +94,15 @@ typedef struct inf_plugin_api {
                             size_t error_capacity);
     inf_status (*attention_merge)(int32_t ordinal, const inf_attention_merge_params* params, char* error,
                                   size_t error_capacity);
+    /* Page selection (inf_page_select_params): params->head_page_starts / head_page_indices are device
+     * outputs, every other array a device input, like attention's. Bytes of params->workspace it can use
+     * for scores; 0 means the plug-in keeps its own scratch (the CUDA plug-in does: the size depends on
+     * page_starts[sequences], which only the device holds; it reads that one int back, so page_select
+     * waits for earlier work on the device). */
+    inf_status (*page_select_workspace_bytes)(int32_t ordinal, const inf_page_select_params* params,
+                                              uint64_t* out_bytes, char* error, size_t error_capacity);
+    inf_status (*page_select)(int32_t ordinal, const inf_page_select_params* params, char* error,
+                              size_t error_capacity);
 } inf_plugin_api;
 
 /* The size of a version-1 table before anything was appended: the least `size` the core accepts. */

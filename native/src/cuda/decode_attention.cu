@@ -25,6 +25,12 @@
 // - Split-KV: when (sequences x KV heads) CTAs cannot fill the GPU, the key range of each is cut into
 //   `splits` equal tile ranges (plan_attention: about 4 CTAs per SM, at least 16 tiles per split); the
 //   partials (o normalised, lse) go to params.workspace and attention_merge.cu combines them.
+// - Per-query-head lists (head_lists_per_query_head): the group's q heads may read different pages, so
+//   the CTA carries one q head (group 1 semantics): one CTA per (sequence, q head, split). Such batches
+//   never go to the tensor-core prefill kernel.
+// - Λ mask (streaming_heads): a streaming KV head's query at p sees keys < sink_tokens or
+//   > p - local_tokens (and the causal / kv_length mask). A tile wholly inside the gap
+//   [sink_tokens, min over the pass's queries of p - local_tokens] is skipped before it is loaded.
 // Everything is f32 inside; only K/V (and q when the pool's dtype is given for it) are 2-byte.
 #include <algorithm>
 
@@ -53,6 +59,16 @@ __host__ __device__ constexpr int shared_bytes_for(int head_dim, int element_byt
     return kQueries * head_dim * 4 + kWarps * 2 * kTileKeys * shared_row_bytes(head_dim, element_bytes);
 }
 
+// Per-query-head lists are in force (the SIMT kernel then runs one CTA per (sequence, q head)).
+bool per_query_head_lists(const inf_attention_params& p) {
+    return p.head_lists_per_query_head != 0 && p.head_page_starts != nullptr;
+}
+
+// CTAs along the head axis of one sequence: KV heads, or q heads with per-query-head lists.
+std::int64_t heads_axis(const inf_attention_params& p) {
+    return per_query_head_lists(p) ? p.q_heads : p.layer.kv_heads;
+}
+
 // Copies the 8 elements at src to dst (both aligned to 8 elements' bytes) with 16-byte accesses.
 template <class T>
 __device__ __forceinline__ void copy8(T* dst, const T* src) {
@@ -71,7 +87,12 @@ __global__ void __launch_bounds__(kThreads) split_attention_kernel(inf_attention
     const int dim = p.layer.head_dim;
     const int chunks = dim / 8;
     const int kv_heads = p.layer.kv_heads;
-    const int group = p.q_heads / kv_heads;
+    // Per-query-head lists: one CTA per (sequence, q head) with a group of 1, since the group's q heads
+    // read different pages; otherwise one CTA per (sequence, KV head) carrying its whole GQA group.
+    const bool per_q_head = p.head_lists_per_query_head != 0 && p.head_page_starts != nullptr;
+    const int heads_axis = per_q_head ? p.q_heads : kv_heads;
+    const int full_group = p.q_heads / kv_heads;
+    const int group = per_q_head ? 1 : full_group;
     const int page_size = p.layer.page_size;
     const int tiles_per_page = page_size / kTileKeys;
     const int row_bytes = shared_row_bytes(dim, static_cast<int>(sizeof(T)));
@@ -81,15 +102,21 @@ __global__ void __launch_bounds__(kThreads) split_attention_kernel(inf_attention
     int block = static_cast<int>(blockIdx.x);
     const int split = block % splits;
     block /= splits;
-    const int head = block % kv_heads;
-    const int sequence = block / kv_heads;
+    const int head_index = block % heads_axis;  // KV head, or q head with per-q-head lists
+    const int sequence = block / heads_axis;
+    const int head = per_q_head ? head_index / full_group : head_index;  // the KV head read
+    const int q_head0 = per_q_head ? head_index : head * group;           // first q head carried
+    // Λ mask: a streaming head's query at p sees keys < sink or > p - local (and causal, < kv_length).
+    const bool streaming = p.streaming_heads != nullptr && p.streaming_heads[head] != 0;
+    const int sink = p.sink_tokens;
+    const int local = p.local_tokens;
 
     // This (sequence, KV head)'s entries: all of the sequence's, or its head list.
     const int base = p.page_starts[sequence];
     int count = p.page_starts[sequence + 1] - base;
     const std::int32_t* indices = nullptr;
     if (p.head_page_starts != nullptr) {
-        const int list = sequence * kv_heads + head;
+        const int list = sequence * heads_axis + head_index;
         const int first = p.head_page_starts[list];
         count = p.head_page_starts[list + 1] - first;
         indices = p.head_page_indices + first;
@@ -121,19 +148,28 @@ __global__ void __launch_bounds__(kThreads) split_attention_kernel(inf_attention
             const int r = i / dim;
             const int d = i % dim;
             const int q_row = q_begin + (r0 + r) / group;
-            const int q_head = head * group + (r0 + r) % group;
+            const int q_head = q_head0 + (r0 + r) % group;
             q_shared[r * dim + d] =
                 load_q(p.q, p.q_dtype, (static_cast<std::int64_t>(q_row) * p.q_heads + q_head) * dim + d);
         }
         int q_position[kQueries];
         int max_position = -1;
+        int min_position = 0x7FFFFFFF;
 #pragma unroll
         for (int r = 0; r < kQueries; ++r) {
             q_position[r] = r < count_r ? p.q_positions[q_begin + (r0 + r) / group] : -1;
             max_position = max(max_position, q_position[r]);
+            if (r < count_r) {
+                min_position = min(min_position, q_position[r]);
+            }
         }
         // Keys at or past this bound are invisible to every query of the pass.
         const int key_limit = min(kv_length, max_position + 1);
+        // Streaming head: keys in [sink, gap_end] are invisible to every query of the pass (the band of
+        // the query at p starts past p - local; positions and local are >= 0, so no overflow). A tile
+        // inside that gap is skipped like a masked one. gap_end < sink: no gap.
+        const int gap_end =
+            streaming ? static_cast<int>(max(-1LL, static_cast<long long>(min_position) - local)) : -1;
         __syncthreads();
 
         float m[kQueries];
@@ -156,8 +192,9 @@ __global__ void __launch_bounds__(kThreads) split_attention_kernel(inf_attention
             const std::int64_t page = p.page_ids[j];
             const int first_position =
                 (p.page_positions != nullptr ? p.page_positions[j] : (j - base) * page_size) + sub * kTileKeys;
-            if (first_position >= key_limit) {
-                continue;  // warp-uniform: the whole tile is masked
+            if (first_position >= key_limit ||
+                (first_position >= sink && first_position <= gap_end - (kTileKeys - 1))) {
+                continue;  // warp-uniform: the whole tile is masked (causal / length, or the Λ gap)
             }
             const std::int64_t first_row = (page * kv_heads + head) * page_size + sub * kTileKeys;
             const T* k_src = k_all + first_row * dim;
@@ -197,7 +234,9 @@ __global__ void __launch_bounds__(kThreads) split_attention_kernel(inf_attention
 #pragma unroll
             for (int r = 0; r < kQueries; ++r) {
                 s[r] += __shfl_xor_sync(0xFFFFFFFFu, s[r], 16);
-                const bool visible = r < count_r && position < kv_length && position <= q_position[r];
+                const bool visible = r < count_r && position < kv_length && position <= q_position[r] &&
+                                     (!streaming || position < sink ||
+                                      static_cast<long long>(position) > static_cast<long long>(q_position[r]) - local);
                 const float score = visible ? s[r] * scale : -INFINITY;
                 float tile_max = score;
 #pragma unroll
@@ -284,7 +323,7 @@ __global__ void __launch_bounds__(kThreads) split_attention_kernel(inf_attention
             const float o_value = any ? o_all / l_all : 0.0f;
             const float lse_value = any ? (m_all + log2f(l_all)) * kLn2 : -INFINITY;
             const int q_row = q_begin + (r0 + r) / group;
-            const int q_head = head * group + (r0 + r) % group;
+            const int q_head = q_head0 + (r0 + r) % group;
             const std::int64_t out_row = static_cast<std::int64_t>(q_row) * p.q_heads + q_head;
             if (part_o == nullptr) {
                 p.o[out_row * dim + d] = o_value;
@@ -319,7 +358,7 @@ cudaError_t launch_split(const inf_attention_params& p, int splits, float* part_
             return error;
         }
     }
-    const std::int64_t blocks = static_cast<std::int64_t>(p.sequences) * p.layer.kv_heads * splits;
+    const std::int64_t blocks = static_cast<std::int64_t>(p.sequences) * heads_axis(p) * splits;
     split_attention_kernel<T><<<static_cast<unsigned>(blocks), kThreads, static_cast<std::size_t>(shared_bytes)>>>(
         p, splits, part_o, part_lse);
     const cudaError_t error = cudaGetLastError();
@@ -337,7 +376,7 @@ constexpr int kPrefillMinRows = 16;
 
 bool use_prefill_kernel(const inf_attention_params& p, const AttentionPlan& plan, int sm_count, int max_shared_bytes,
                         PrefillMode mode) {
-    if (mode == PrefillMode::kSimt || !prefill_supported(p) ||
+    if (mode == PrefillMode::kSimt || !prefill_supported(p) || per_query_head_lists(p) ||
         prefill_shared_bytes(p.layer.head_dim) > max_shared_bytes) {
         return false;
     }
@@ -362,7 +401,7 @@ bool use_prefill_kernel(const inf_attention_params& p, const AttentionPlan& plan
 
 AttentionPlan plan_attention(const inf_attention_params& p, int sm_count) noexcept {
     AttentionPlan plan{1, 0};
-    const std::int64_t ctas = static_cast<std::int64_t>(p.sequences) * p.layer.kv_heads;
+    const std::int64_t ctas = static_cast<std::int64_t>(p.sequences) * heads_axis(p);
     const std::int64_t tiles = static_cast<std::int64_t>(p.max_entries) * (p.layer.page_size / kTileKeys);
     const std::int64_t target = static_cast<std::int64_t>(std::max(sm_count, 1)) * kCtasPerSm;
     if (ctas <= 0 || ctas >= target || tiles < 2 * kMinTilesPerSplit) {

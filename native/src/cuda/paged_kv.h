@@ -51,6 +51,13 @@ std::int64_t prefill_ctas(const inf_attention_params& params) noexcept;
 cudaError_t launch_prefill_attention(const inf_attention_params& params, int max_shared_bytes,
                                      const char** why) noexcept;
 
+// Page selection (page_select.cu; inf_page_select_params). total_entries = page_starts[sequences] (the
+// caller reads it back); keys: scratch of page_select_keys_bytes(params, total_entries) bytes on the
+// device (may be null when total_entries is 0). Writes head_page_starts and head_page_indices.
+std::uint64_t page_select_keys_bytes(const inf_page_select_params& params, std::int64_t total_entries) noexcept;
+cudaError_t launch_page_select(const inf_page_select_params& params, std::int64_t total_entries, void* keys,
+                               const char** why) noexcept;
+
 // o_out/lse_out = merge of the parts (o_out may be o_parts[0], lse_out lse_parts[0]).
 cudaError_t launch_attention_merge(const inf_attention_merge_params& params, const char** why) noexcept;
 

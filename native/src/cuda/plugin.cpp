@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "core/plugin_abi.h"
 #include "cuda/cuda_error.h"
@@ -336,6 +337,82 @@ inf_status plugin_attention_merge(std::int32_t ordinal, const inf_attention_merg
     return status == cudaSuccess ? INF_STATUS_OK : launch_failed(sink, status, why, ordinal);
 }
 
+// Scratch for page selection scores: one grow-only device buffer per device, kept for the life of the
+// process (freed never: the plug-in is never unloaded). The mutex is held across the launches that use
+// it; the kernels of later calls queue behind them on the same legacy default stream, so a later call
+// may reuse the buffer at once; growing it first waits for the device.
+struct SelectScratch {
+    std::mutex mutex;
+    void* data = nullptr;
+    std::uint64_t bytes = 0;
+};
+constexpr int kMaxScratchDevices = 64;
+SelectScratch g_select_scratch[kMaxScratchDevices];
+
+inf_status plugin_page_select_workspace_bytes(std::int32_t, const inf_page_select_params*, std::uint64_t* out_bytes,
+                                              char*, std::size_t) {
+    *out_bytes = 0;  // the plug-in keeps its own scratch (plugin_abi.h)
+    return INF_STATUS_OK;
+}
+
+inf_status plugin_page_select(std::int32_t ordinal, const inf_page_select_params* params, char* error,
+                              std::size_t capacity) {
+    const ErrorSink sink{error, capacity};
+    DeviceScope scope;
+    INF_CUDA_ENTER(scope, ordinal, sink);
+    const inf_page_select_params& p = *params;
+    if (p.sequences <= 0) {
+        return INF_STATUS_OK;
+    }
+    if (ordinal < 0 || ordinal >= kMaxScratchDevices) {
+        return report_status(sink, INF_STATUS_UNSUPPORTED, "page_select on cuda:%d: at most %d devices", ordinal,
+                             kMaxScratchDevices);
+    }
+    // The score array's size depends on page_starts[sequences], which lives on the device.
+    std::int32_t total_entries = 0;
+    cudaError_t status = cudaMemcpy(&total_entries, p.page_starts + p.sequences, sizeof total_entries,
+                                    cudaMemcpyDeviceToHost);
+    if (status != cudaSuccess) {
+        return report(sink, status, "page_select: reading page_starts[sequences] on cuda:%d", ordinal);
+    }
+    if (total_entries < 0) {
+        return report_status(sink, INF_STATUS_INVALID_ARGUMENT, "page_select on cuda:%d: page_starts[%d] is %d",
+                             ordinal, p.sequences, total_entries);
+    }
+    const std::uint64_t needed = page_select_keys_bytes(p, total_entries);
+    void* keys = nullptr;
+    SelectScratch& scratch = g_select_scratch[ordinal];
+    std::lock_guard<std::mutex> lock(scratch.mutex);
+    if (needed > 0 && p.workspace != nullptr && p.workspace_bytes >= needed) {
+        keys = p.workspace;
+    } else if (needed > 0) {
+        if (scratch.bytes < needed) {
+            status = cudaDeviceSynchronize();  // earlier selections may still read the old buffer
+            if (status == cudaSuccess && scratch.data != nullptr) {
+                status = cudaFree(scratch.data);
+            }
+            scratch.data = nullptr;
+            scratch.bytes = 0;
+            if (status != cudaSuccess) {
+                return report(sink, status, "page_select: freeing the score scratch on cuda:%d", ordinal);
+            }
+            const std::uint64_t grown = needed + needed / 4;
+            status = cudaMalloc(&scratch.data, grown);
+            if (status != cudaSuccess) {
+                cudaGetLastError();
+                scratch.data = nullptr;
+                return report(sink, status, "page_select: cudaMalloc(%llu bytes) for scores on cuda:%d",
+                              static_cast<unsigned long long>(grown), ordinal);
+            }
+            scratch.bytes = grown;
+        }
+        keys = scratch.data;
+    }
+    const char* why = nullptr;
+    status = launch_page_select(p, total_entries, keys, &why);
+    return status == cudaSuccess ? INF_STATUS_OK : launch_failed(sink, status, why, ordinal);
+}
+
 constexpr inf_plugin_api kApi = {
     INF_PLUGIN_ABI_VERSION,
     sizeof(inf_plugin_api),
@@ -354,6 +431,8 @@ constexpr inf_plugin_api kApi = {
     plugin_attention_workspace_bytes,
     plugin_attention,
     plugin_attention_merge,
+    plugin_page_select_workspace_bytes,
+    plugin_page_select,
 };
 
 }  // namespace

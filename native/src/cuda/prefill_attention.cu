@@ -25,6 +25,13 @@
 //   stays per lane and is reduced once at the end); P rounded to the pool's 2-byte type is reused as
 //   the A operand of O += P V (V fragments by ldmatrix.trans). At the end o = acc / l and
 //   lse = ln 2 * (m + log2 l) (natural log); a row with no visible key gets o = 0, lse = -inf.
+// - Λ mask (streaming_heads, LServe): a streaming KV head's row at position p sees keys < sink_tokens or
+//   > p - local_tokens only (per-row mask in the score step). Keys in [sink_tokens, min p of the CTA's
+//   rows - local_tokens] are invisible to every row of the CTA: find_tile skips sub-tiles wholly inside
+//   that gap like causally masked ones, so a streaming CTA visits the sink tiles and the band near the
+//   diagonal only. Streaming and dense heads share the launch (CTAs differ only in what they visit).
+// - Per-query-head lists (head_lists_per_query_head) are not served here (the dispatch in
+//   decode_attention.cu sends them to the SIMT kernel): a CTA's stacked rows share one K/V list.
 // - Precision: q (f32 or the pool's type) is rounded to the pool's type on load, P to the pool's type
 //   before the P V product; everything else is f32.
 //
@@ -147,12 +154,13 @@ struct KeyList {
 };
 
 // Finds the first tile >= t (t < tiles on entry or not) with a sub-tile whose first key position is at
-// most limit; t = tiles when none. The warp's lanes examine 32 sub-tiles (8 tiles) per round, in
+// most limit and that is not wholly inside the Λ gap [sink, gap_end] (gap_end < sink + 15: no gap);
+// t = tiles when none. The warp's lanes examine 32 sub-tiles (8 tiles) per round, in
 // parallel. On return every lane has, for the found tile's sub-tiles i, first[i] (kNoKey: nothing of it
 // is visible, or past the list) and row[i] (first K/V row of the sub-tile in the pool, in rows of
 // head_dim). Every warp of the CTA computes the same answer from the same data.
 __device__ __forceinline__ void find_tile(const inf_attention_params& p, const KeyList& list, int head, int limit,
-                                          std::int64_t tiles, std::int64_t& t, int (&first)[kSubTiles],
+                                          int sink, int gap_end, std::int64_t tiles, std::int64_t& t, int (&first)[kSubTiles],
                                           std::int64_t (&row)[kSubTiles]) {
     const int lane = static_cast<int>(threadIdx.x) & 31;
     const int page_size = p.layer.page_size;
@@ -166,7 +174,8 @@ __device__ __forceinline__ void find_tile(const inf_attention_params& p, const K
             const int j = list.base + (list.indices != nullptr ? list.indices[entry] : entry);
             const int start = p.page_positions != nullptr ? p.page_positions[j] : (j - list.base) * page_size;
             position = start + within * kSubKeys;
-            if (position > limit) {
+            // Past the limit, or (streaming head) wholly inside the Λ gap [sink, gap_end] of every row.
+            if (position > limit || (position >= sink && position <= gap_end - (kSubKeys - 1))) {
                 position = kNoKey;
             } else {
                 sub_row = (static_cast<std::int64_t>(p.page_ids[j]) * p.layer.kv_heads + head) * page_size +
@@ -269,20 +278,31 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(inf_atte
 
     // Key limits: per fragment row (h = 0: row g, h = 1: row g + 8) and for the whole CTA.
     int limit[2];
+    int q_position[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int row = row0 + warp * 16 + g + 8 * h;
-        limit[h] = row < rows ? min(p.q_positions[q_begin + row / group], kv_length - 1) : -1;
+        q_position[h] = row < rows ? p.q_positions[q_begin + row / group] : -1;
+        limit[h] = row < rows ? min(q_position[h], kv_length - 1) : -1;
     }
     int cta_limit = -1;
+    int cta_min = 0x7FFFFFFF;
     {
         const int q_first = row0 / group;
         const int q_last = (min(rows, row0 + kRows) - 1) / group;
         for (int qi = q_first + lane; qi <= q_last; qi += 32) {
             cta_limit = max(cta_limit, p.q_positions[q_begin + qi]);
+            cta_min = min(cta_min, p.q_positions[q_begin + qi]);
         }
         cta_limit = min(__reduce_max_sync(kFull, cta_limit), kv_length - 1);
+        cta_min = __reduce_min_sync(kFull, cta_min);
     }
+    // Λ mask (LServe streaming heads): the query at p sees keys < sink or > p - local only. Keys in
+    // [sink, gap_end] are invisible to every row of the CTA, so sub-tiles wholly inside are skipped.
+    const bool streaming = p.streaming_heads != nullptr && p.streaming_heads[head] != 0;
+    const int sink = p.sink_tokens;
+    const long long local = p.local_tokens;
+    const int gap_end = streaming ? static_cast<int>(max(-1LL, static_cast<long long>(cta_min) - local)) : -1;
 
     // This (sequence, KV head)'s key list.
     KeyList list{};
@@ -303,7 +323,7 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(inf_atte
     std::int64_t tile = 0;
     int first[kSubTiles];
     std::int64_t sub_row[kSubTiles];
-    find_tile(p, list, head, cta_limit, tiles, tile, first, sub_row);
+    find_tile(p, list, head, cta_limit, sink, gap_end, tiles, tile, first, sub_row);
     if (tile < tiles) {
         load_tile<T, D>(p, stage_base, stage_base + L::kTileBytes, cta_limit, first, sub_row);
     }
@@ -337,7 +357,7 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(inf_atte
         std::int64_t next = tile + 1;
         int next_first[kSubTiles];
         std::int64_t next_row[kSubTiles];
-        find_tile(p, list, head, cta_limit, tiles, next, next_first, next_row);
+        find_tile(p, list, head, cta_limit, sink, gap_end, tiles, next, next_first, next_row);
         if (next < tiles) {
             const unsigned k_next = stage_base + static_cast<unsigned>((stage ^ 1) * 2 * L::kTileBytes);
             load_tile<T, D>(p, k_next, k_next + L::kTileBytes, cta_limit, next_first, next_row);
@@ -381,7 +401,13 @@ __global__ void __launch_bounds__(kThreads, 2) prefill_attention_kernel(inf_atte
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int key_in = (j & 1) * 8 + 2 * t4 + (e & 1);
-                const bool visible = first[j >> 1] <= limit[e >> 1] - key_in;  // no overflow: limit >= -1
+                bool visible = first[j >> 1] <= limit[e >> 1] - key_in;  // no overflow: limit >= -1
+                if (streaming) {
+                    // first + key_in <= kNoKey + 15 < INT_MAX; the band test in 64 bits.
+                    const int position = first[j >> 1] + key_in;
+                    visible = visible && (position < sink ||
+                                          static_cast<long long>(position) > static_cast<long long>(q_position[e >> 1]) - local);
+                }
                 s[j][e] = visible ? s[j][e] * scale : -INFINITY;
             }
         }

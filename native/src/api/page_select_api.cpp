@@ -1,0 +1,253 @@
+// Export: query-aware page selection for retrieval heads (inf_page_select, LServe).
+//
+// Everything the kernel will index is validated here, on the host, before it runs (attention_params.h:
+// kernels trust the core). The output lists are sized here: sequence s keeps
+// min(entries of s, max(1, budget_tokens / page_size)) entries in each of its lists. A host_accessible()
+// backend gets the caller's arrays and output pointers directly (default page_positions go into the
+// call's scratch set); any other backend gets the int arrays packed into one block staged to the
+// device, writes its outputs into that block, and the core copies them back to the caller. The score
+// workspace is the scratch set's workspace, grown to page_select_workspace_bytes.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "api/checks.h"
+#include "kv/dtype.h"
+#include "kv/page_pool.h"
+
+using namespace inf;
+
+namespace {
+
+void require_array(const void* pointer, const char* field) {
+    if (pointer == nullptr) {
+        fail(INF_STATUS_NULL_POINTER, "selection->", field, " is null");
+    }
+}
+
+std::size_t pack(std::vector<std::int32_t>& block, const std::int32_t* source, std::size_t count) {
+    const std::size_t offset = block.size();
+    block.insert(block.end(), source, source + count);
+    block.resize((block.size() + 31) / 32 * 32, 0);
+    return offset;
+}
+
+std::size_t reserve_ints(std::vector<std::int32_t>& block, std::size_t count) {
+    const std::size_t offset = block.size();
+    block.resize((offset + count + 31) / 32 * 32, 0);
+    return offset;
+}
+
+}  // namespace
+
+extern "C" {
+
+INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, const inf_page_selection* selection,
+                                   const inf_buffer* q, int32_t* out_head_page_starts, int32_t* out_head_page_indices,
+                                   int64_t index_capacity) {
+    return guard("inf_page_select", [&] {
+        const auto object = find_handle<PagePool>(pool, HandleKind::page_pool, "pool");
+        const PagePool& kv = *object;
+        const inf_page_pool_config& config = kv.config();
+        kv.check_layer(layer);
+        const inf_page_selection sel = api::read_versioned(selection, "selection", "inf_page_selection");
+        const auto q_buffer = api::find_buffer(q, "q");
+        const Device& device = kv.device();
+        if (!q_buffer->device().same_device(device)) {
+            fail(INF_STATUS_DEVICE_MISMATCH, "q lives on ", q_buffer->device().label(), " but the pool on ",
+                 device.label());
+        }
+        if (config.logical_page_size == 0) {
+            fail(INF_STATUS_UNSUPPORTED,
+                 "the pool keeps no summaries (config->logical_page_size is 0): page selection needs them");
+        }
+        api::require_pointer(out_head_page_starts, "out_head_page_starts");
+
+        // Scalars.
+        const std::int32_t sequences = sel.sequences;
+        if (sequences < 0) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "selection->sequences (", sequences, ") must be >= 0");
+        }
+        if (sel.q_heads <= 0 || sel.q_heads % config.kv_heads != 0) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "selection->q_heads (", sel.q_heads,
+                 ") must be a positive multiple of the pool's kv_heads (", config.kv_heads, ")");
+        }
+        const std::int32_t q_dtype = raw_enum(sel.q_dtype);
+        if (q_dtype != INF_DTYPE_F32 && q_dtype != config.dtype) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "selection->q_dtype (", q_dtype,
+                 ") must be INF_DTYPE_F32 (0) or the pool's dtype (", static_cast<int>(config.dtype), ", ",
+                 dtype_name(config.dtype), ")");
+        }
+        if (sel.budget_tokens < config.page_size) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "selection->budget_tokens (", sel.budget_tokens,
+                 ") is smaller than one page (", config.page_size, ")");
+        }
+        if (sel.per_query_head != 0 && sel.per_query_head != 1) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "selection->per_query_head (", sel.per_query_head,
+                 ") must be 0 (one list per KV head) or 1 (one list per query head)");
+        }
+        const std::int32_t budget_pages = std::max(1, sel.budget_tokens / config.page_size);
+        const std::int32_t lists_per_sequence = sel.per_query_head != 0 ? sel.q_heads : config.kv_heads;
+        const std::int64_t lists = std::int64_t{sequences} * lists_per_sequence;
+
+        // Arrays, in the order of the struct.
+        const std::uint64_t row_bytes = static_cast<std::uint64_t>(sel.q_heads) *
+                                        static_cast<std::uint64_t>(config.head_dim) *
+                                        element_size(static_cast<inf_dtype>(q_dtype));
+        const std::uint64_t q_rows_held = q_buffer->size() / row_bytes;
+        std::int64_t entries = 0;
+        std::int64_t needed = 0;
+        if (sequences > 0) {
+            require_array(sel.q_rows, "q_rows");
+            for (std::int32_t s = 0; s < sequences; ++s) {
+                if (sel.q_rows[s] < 0 || static_cast<std::uint64_t>(sel.q_rows[s]) >= q_rows_held) {
+                    fail(INF_STATUS_OUT_OF_RANGE, "selection->q_rows[", s, "] (", sel.q_rows[s],
+                         ") is out of range: q holds ", q_rows_held, " rows of q_heads * head_dim * sizeof(q_dtype) = ",
+                         row_bytes, " bytes");
+                }
+            }
+            require_array(sel.kv_lengths, "kv_lengths");
+            for (std::int32_t s = 0; s < sequences; ++s) {
+                if (sel.kv_lengths[s] < 0) {
+                    fail(INF_STATUS_INVALID_ARGUMENT, "selection->kv_lengths[", s, "] (", sel.kv_lengths[s],
+                         ") must be >= 0");
+                }
+            }
+            require_array(sel.page_starts, "page_starts");
+            if (sel.page_starts[0] != 0) {
+                fail(INF_STATUS_INVALID_ARGUMENT, "selection->page_starts[0] (", sel.page_starts[0], ") must be 0");
+            }
+            for (std::int32_t s = 0; s < sequences; ++s) {
+                if (sel.page_starts[s + 1] < sel.page_starts[s]) {
+                    fail(INF_STATUS_INVALID_ARGUMENT, "selection->page_starts[", s + 1, "] (", sel.page_starts[s + 1],
+                         ") is less than selection->page_starts[", s, "] (", sel.page_starts[s],
+                         "): page_starts must be non-decreasing");
+                }
+                const std::int64_t count = std::int64_t{sel.page_starts[s + 1]} - sel.page_starts[s];
+                needed += std::min<std::int64_t>(count, budget_pages) * lists_per_sequence;
+            }
+            entries = sel.page_starts[sequences];
+            if (entries > 0) {
+                require_array(sel.page_ids, "page_ids");
+            }
+            for (std::int64_t j = 0; j < entries; ++j) {
+                if (sel.page_ids[j] < 0 || sel.page_ids[j] >= config.pages) {
+                    fail(INF_STATUS_OUT_OF_RANGE, "selection->page_ids[", j, "] (", sel.page_ids[j],
+                         ") is out of range: the pool has ", config.pages, config.pages == 1 ? " page" : " pages");
+                }
+            }
+            if (sel.page_positions != nullptr) {
+                const std::int32_t last = std::numeric_limits<std::int32_t>::max() - config.page_size + 1;
+                for (std::int64_t j = 0; j < entries; ++j) {
+                    if (sel.page_positions[j] < 0 || sel.page_positions[j] > last) {
+                        fail(INF_STATUS_OUT_OF_RANGE, "selection->page_positions[", j, "] (", sel.page_positions[j],
+                             ") must be from 0 to ", last, " (a page of ", config.page_size,
+                             " keys starting there must fit int32 positions)");
+                    }
+                }
+            } else {
+                for (std::int32_t s = 0; s < sequences; ++s) {
+                    const std::int64_t count = std::int64_t{sel.page_starts[s + 1]} - sel.page_starts[s];
+                    const std::int64_t held = count * config.page_size;
+                    if (held > std::numeric_limits<std::int32_t>::max()) {
+                        fail(INF_STATUS_OUT_OF_RANGE, "sequence ", s, " has ", count, " entries of ", config.page_size,
+                             " keys: positions beyond int32");
+                    }
+                    if (sel.kv_lengths[s] > held) {
+                        fail(INF_STATUS_OUT_OF_RANGE, "selection->kv_lengths[", s, "] (", sel.kv_lengths[s],
+                             ") exceeds the ", held, " keys of the ", count, " entries of sequence ", s,
+                             " (give page_positions when entries hold other positions)");
+                    }
+                }
+            }
+        }
+        if (index_capacity < needed) {
+            fail(INF_STATUS_OUT_OF_RANGE, "index_capacity (", index_capacity, ") is too small: the selection needs ",
+                 needed, " indices (", lists, " lists of up to ", budget_pages, " entries)");
+        }
+        if (needed > 0) {
+            api::require_pointer(out_head_page_indices, "out_head_page_indices");
+        }
+        if (sequences == 0) {
+            out_head_page_starts[0] = 0;
+            return;
+        }
+
+        inf_page_select_params params{};
+        params.layer = kv.kv_layer(layer);
+        params.sequences = sequences;
+        params.q_heads = sel.q_heads;
+        params.q_dtype = static_cast<inf_dtype>(q_dtype);
+        params.budget_pages = budget_pages;
+        params.per_query_head = sel.per_query_head;
+        params.q = q_buffer->data();
+
+        Backend& backend = device.backend();
+        const std::int32_t ordinal = device.ordinal();
+        ScratchLease scratch(kv);
+        std::vector<std::int32_t>& ints = scratch->host_ints;
+        ints.clear();
+        const auto count = [](std::int64_t n) { return static_cast<std::size_t>(n); };
+        const auto default_positions = [&](std::vector<std::int32_t>& block) {
+            for (std::int32_t s = 0; s < sequences; ++s) {
+                for (std::int32_t j = sel.page_starts[s]; j < sel.page_starts[s + 1]; ++j) {
+                    block.push_back((j - sel.page_starts[s]) * config.page_size);
+                }
+            }
+            block.resize((block.size() + 31) / 32 * 32, 0);
+        };
+        if (backend.host_accessible()) {
+            params.q_rows = sel.q_rows;
+            params.kv_lengths = sel.kv_lengths;
+            params.page_starts = sel.page_starts;
+            params.page_ids = sel.page_ids;
+            params.page_positions = sel.page_positions;
+            if (sel.page_positions == nullptr) {
+                default_positions(ints);
+                params.page_positions = ints.data();
+            }
+            params.head_page_starts = out_head_page_starts;
+            params.head_page_indices = out_head_page_indices;
+            const std::uint64_t workspace = backend.page_select_workspace_bytes(ordinal, params);
+            scratch->workspace.reserve(device, workspace);
+            params.workspace = workspace == 0 ? nullptr : scratch->workspace.data();
+            params.workspace_bytes = workspace == 0 ? 0 : scratch->workspace.size();
+            backend.page_select(ordinal, params);
+            return;
+        }
+        const std::size_t q_rows = pack(ints, sel.q_rows, count(sequences));
+        const std::size_t kv_lengths = pack(ints, sel.kv_lengths, count(sequences));
+        const std::size_t page_starts = pack(ints, sel.page_starts, count(sequences + 1));
+        const std::size_t page_ids = entries > 0 ? pack(ints, sel.page_ids, count(entries)) : ints.size();
+        std::size_t page_positions = ints.size();
+        if (sel.page_positions != nullptr) {
+            page_positions = entries > 0 ? pack(ints, sel.page_positions, count(entries)) : ints.size();
+        } else {
+            default_positions(ints);
+        }
+        const std::size_t out_starts = reserve_ints(ints, count(lists + 1));
+        const std::size_t out_indices = reserve_ints(ints, count(std::max<std::int64_t>(needed, 1)));
+        scratch->device_ints.reserve(device, ints.size() * sizeof(std::int32_t));
+        auto* base = static_cast<std::int32_t*>(scratch->device_ints.data());
+        backend.copy_from_host(ordinal, base, ints.data(), out_starts * sizeof(std::int32_t));
+        params.q_rows = base + q_rows;
+        params.kv_lengths = base + kv_lengths;
+        params.page_starts = base + page_starts;
+        params.page_ids = base + page_ids;
+        params.page_positions = base + page_positions;
+        params.head_page_starts = base + out_starts;
+        params.head_page_indices = base + out_indices;
+        const std::uint64_t workspace = backend.page_select_workspace_bytes(ordinal, params);
+        scratch->workspace.reserve(device, workspace);
+        params.workspace = workspace == 0 ? nullptr : scratch->workspace.data();
+        params.workspace_bytes = workspace == 0 ? 0 : scratch->workspace.size();
+        backend.page_select(ordinal, params);
+        backend.copy_to_host(ordinal, out_head_page_starts, base + out_starts, count(lists + 1) * sizeof(std::int32_t));
+        if (needed > 0) {
+            backend.copy_to_host(ordinal, out_head_page_indices, base + out_indices, count(needed) * sizeof(std::int32_t));
+        }
+    });
+}
+
+}  // extern "C"
