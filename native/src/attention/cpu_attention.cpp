@@ -412,6 +412,21 @@ void attention(const inf_attention_params& params) {
     const int lanes = max_tile_lanes(isa);
     const std::int64_t tiles = std::max<std::int64_t>(1, (static_cast<std::int64_t>(params.max_q) * vgroup + lanes - 1) / lanes);
     const std::int64_t units = static_cast<std::int64_t>(params.sequences) * lists * tiles * parts;
+    // With Λ-streaming heads, a sequence's dense lists are handed out before its streaming ones (which
+    // read only the sinks and the local band): the long tiles start first and the short ones fill the
+    // threads' tails, instead of a dense tile starting last on one thread while the others idle.
+    std::vector<int> list_order;
+    if (params.streaming_heads != nullptr) {
+        list_order.reserve(static_cast<std::size_t>(lists));
+        for (int pass = 0; pass < 2; ++pass) {
+            for (int list = 0; list < lists; ++list) {
+                const int h = per_q ? list / group : list;
+                if ((params.streaming_heads[h] != 0) == (pass == 1)) {
+                    list_order.push_back(list);
+                }
+            }
+        }
+    }
     const auto body = [&](std::int64_t begin, std::int64_t end, int) {
         Scratch& scratch = thread_scratch();
         for (std::int64_t unit = begin; unit < end; ++unit) {
@@ -420,7 +435,8 @@ void attention(const inf_attention_params& params) {
             rest /= parts;
             const int tile = static_cast<int>(rest % tiles);
             rest /= tiles;
-            const int list = static_cast<int>(rest % lists);
+            const int slot = static_cast<int>(rest % lists);
+            const int list = list_order.empty() ? slot : list_order[static_cast<std::size_t>(slot)];
             const int s = static_cast<int>(rest / lists);
             const int h = per_q ? list / group : list;
             const int q_start = params.q_starts[s];
