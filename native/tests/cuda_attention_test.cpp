@@ -22,22 +22,19 @@
 #include <string>
 #include <vector>
 
+#include "cuda_test_util.h"
 #include "test_util.h"
 
 using inf_test::Buffer;
 using inf_test::Device;
+using inf_test::kNaN;
 using inf_test::make_buffer;
 using inf_test::make_device;
 using inf_test::Pool;
+using inf_test::PrefillMode;
+using inf_test::random_nonzero;
 
 namespace {
-
-constexpr std::uint32_t kNaN = 0x7FC00000u;
-
-float random_nonzero(std::mt19937& engine) {
-    std::uniform_real_distribution<float> magnitude(0.05f, 1.0f);
-    return (engine() & 1u) != 0 ? magnitude(engine) : -magnitude(engine);
-}
 
 // f32 -> f16 / bf16 bits, round to nearest even (finite, normal-range inputs), for q in the pool's dtype.
 std::uint16_t to_bf16(float x) {
@@ -88,32 +85,6 @@ double q_as_given(float x, inf_dtype q_dtype) {
         default: return x;
     }
 }
-
-// Sets INFINITE_CUDA_PREFILL for the scope ("simt", "mma"; null: unset), then restores it.
-class PrefillMode {
-public:
-    explicit PrefillMode(const char* mode) {
-        const char* old = std::getenv(kName);
-        had_ = old != nullptr;
-        if (had_) old_ = old;
-        set(mode);
-    }
-    PrefillMode(const PrefillMode&) = delete;
-    PrefillMode& operator=(const PrefillMode&) = delete;
-    ~PrefillMode() { set(had_ ? old_.c_str() : nullptr); }
-
-private:
-    static void set(const char* value) {
-        if (value != nullptr) {
-            setenv(kName, value, 1);
-        } else {
-            unsetenv(kName);
-        }
-    }
-    static constexpr const char* kName = "INFINITE_CUDA_PREFILL";
-    bool had_ = false;
-    std::string old_;
-};
 
 struct Shape {
     inf_dtype dtype = INF_DTYPE_BF16;

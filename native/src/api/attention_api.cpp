@@ -11,10 +11,10 @@
 // calls on one pool do not wait for each other, and once the sizes have been seen nothing is allocated.
 #include <cmath>
 #include <cstddef>
-#include <limits>
 #include <string>
 #include <vector>
 
+#include "api/batch_checks.h"
 #include "api/checks.h"
 #include "kv/dtype.h"
 #include "kv/page_pool.h"
@@ -23,22 +23,9 @@ using namespace inf;
 
 namespace {
 
-std::shared_ptr<PagePool> find_pool(const inf_page_pool* handle, const char* argument) {
-    return find_handle<PagePool>(handle, HandleKind::page_pool, argument);
-}
+using api::check_same_device;
 
-void require_array(const void* pointer, const char* field) {
-    if (pointer == nullptr) {
-        fail(INF_STATUS_NULL_POINTER, "batch->", field, " is null");
-    }
-}
-
-void check_same_device(const Buffer& buffer, const char* argument, const Device& device, const char* owner) {
-    if (!buffer.device().same_device(device)) {
-        fail(INF_STATUS_DEVICE_MISMATCH, argument, " lives on ", buffer.device().label(), " but ", owner, " on ",
-             device.label());
-    }
-}
+void require_array(const void* pointer, const char* field) { api::require_array(pointer, "batch->", field); }
 
 void check_size(const Buffer& buffer, const char* argument, std::uint64_t needed, const char* formula) {
     if (buffer.size() < needed) {
@@ -47,28 +34,8 @@ void check_size(const Buffer& buffer, const char* argument, std::uint64_t needed
     }
 }
 
-// A prefix array: starts[0] == 0, non-decreasing over count + 1 entries. Returns the largest step.
 std::int64_t check_prefix(const std::int32_t* starts, std::int64_t count, const char* field) {
-    if (starts[0] != 0) {
-        fail(INF_STATUS_INVALID_ARGUMENT, "batch->", field, "[0] (", starts[0], ") must be 0");
-    }
-    std::int64_t widest = 0;
-    for (std::int64_t i = 0; i < count; ++i) {
-        if (starts[i + 1] < starts[i]) {
-            fail(INF_STATUS_INVALID_ARGUMENT, "batch->", field, "[", i + 1, "] (", starts[i + 1], ") is less than batch->",
-                 field, "[", i, "] (", starts[i], "): ", field, " must be non-decreasing");
-        }
-        widest = std::max<std::int64_t>(widest, std::int64_t{starts[i + 1]} - starts[i]);
-    }
-    return widest;
-}
-
-// Appends count ints at source to block, padded to a 128-byte boundary; returns their offset.
-std::size_t pack(std::vector<std::int32_t>& block, const std::int32_t* source, std::size_t count) {
-    const std::size_t offset = block.size();
-    block.insert(block.end(), source, source + count);
-    block.resize((block.size() + 31) / 32 * 32, 0);
-    return offset;
+    return api::check_prefix(starts, count, "batch->", field);
 }
 
 }  // namespace
@@ -78,7 +45,7 @@ extern "C" {
 INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const inf_attention_batch* batch,
                                      const inf_buffer* q, inf_buffer* o, inf_buffer* lse) {
     return guard("inf_attention_run", [&] {
-        const auto object = find_pool(pool, "pool");
+        const auto object = api::find_pool(pool, "pool");
         const PagePool& kv = *object;
         const inf_page_pool_config& config = kv.config();
         kv.check_layer(layer);
@@ -157,50 +124,10 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
                     fail(INF_STATUS_INVALID_ARGUMENT, "batch->q_positions[", i, "] (", b.q_positions[i], ") must be >= 0");
                 }
             }
-            require_array(b.kv_lengths, "kv_lengths");
-            for (std::int32_t s = 0; s < sequences; ++s) {
-                if (b.kv_lengths[s] < 0) {
-                    fail(INF_STATUS_INVALID_ARGUMENT, "batch->kv_lengths[", s, "] (", b.kv_lengths[s], ") must be >= 0");
-                }
-            }
-            require_array(b.page_starts, "page_starts");
-            max_entries = check_prefix(b.page_starts, sequences, "page_starts");
-            entries = b.page_starts[sequences];
-            if (entries > 0) {
-                require_array(b.page_ids, "page_ids");
-            }
-            for (std::int64_t j = 0; j < entries; ++j) {
-                if (b.page_ids[j] < 0 || b.page_ids[j] >= config.pages) {
-                    fail(INF_STATUS_OUT_OF_RANGE, "batch->page_ids[", j, "] (", b.page_ids[j],
-                         ") is out of range: the pool has ", config.pages, config.pages == 1 ? " page" : " pages");
-                }
-            }
-            if (b.page_positions != nullptr) {
-                // Key positions page_positions[j] + t, t < page_size, must be valid int32 positions.
-                const std::int32_t last = std::numeric_limits<std::int32_t>::max() - config.page_size + 1;
-                for (std::int64_t j = 0; j < entries; ++j) {
-                    if (b.page_positions[j] < 0 || b.page_positions[j] > last) {
-                        fail(INF_STATUS_OUT_OF_RANGE, "batch->page_positions[", j, "] (", b.page_positions[j],
-                             ") must be from 0 to ", last, " (a page of ", config.page_size,
-                             " keys starting there must fit int32 positions)");
-                    }
-                }
-            } else {
-                // Default positions: entry j - page_starts[s] holds keys from (j - page_starts[s]) * page_size.
-                // A sequence then cannot reference keys beyond its entries.
-                for (std::int32_t s = 0; s < sequences; ++s) {
-                    const std::int64_t held = (std::int64_t{b.page_starts[s + 1]} - b.page_starts[s]) * config.page_size;
-                    if (held > std::numeric_limits<std::int32_t>::max()) {
-                        fail(INF_STATUS_OUT_OF_RANGE, "sequence ", s, " has ", b.page_starts[s + 1] - b.page_starts[s],
-                             " entries of ", config.page_size, " keys: positions beyond int32");
-                    }
-                    if (b.kv_lengths[s] > held) {
-                        fail(INF_STATUS_OUT_OF_RANGE, "batch->kv_lengths[", s, "] (", b.kv_lengths[s], ") exceeds the ",
-                             held, " keys of the ", b.page_starts[s + 1] - b.page_starts[s], " entries of sequence ", s,
-                             " (give page_positions when entries hold other positions)");
-                    }
-                }
-            }
+            const api::PageTableShape table = api::check_page_table(
+                {b.kv_lengths, b.page_starts, b.page_ids, b.page_positions}, sequences, config, "batch->");
+            entries = table.entries;
+            max_entries = table.widest;
             if (b.head_page_starts != nullptr) {
                 max_entries = check_prefix(b.head_page_starts, head_lists, "head_page_starts");
                 const std::int64_t indices = b.head_page_starts[head_lists];
@@ -268,43 +195,27 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
             params.head_page_indices = b.head_page_indices;
             params.streaming_heads = any_streaming ? b.streaming_heads : nullptr;
             if (b.page_positions == nullptr) {
-                ints.resize(count(entries));
-                for (std::int32_t s = 0; s < sequences; ++s) {
-                    for (std::int32_t j = b.page_starts[s]; j < b.page_starts[s + 1]; ++j) {
-                        ints[static_cast<std::size_t>(j)] = (j - b.page_starts[s]) * config.page_size;
-                    }
-                }
+                api::pack_default_positions(ints, b.page_starts, sequences, config.page_size);
                 params.page_positions = ints.data();
             }
         } else {
-            const std::size_t q_starts = pack(ints, b.q_starts, count(sequences + 1));
-            const std::size_t q_positions = pack(ints, b.q_positions, count(total_q));
-            const std::size_t kv_lengths = pack(ints, b.kv_lengths, count(sequences));
-            const std::size_t page_starts = pack(ints, b.page_starts, count(sequences + 1));
-            const std::size_t page_ids = pack(ints, b.page_ids, count(entries));
-            std::size_t page_positions = 0;
-            if (b.page_positions != nullptr) {
-                page_positions = pack(ints, b.page_positions, count(entries));
-            } else {
-                page_positions = ints.size();
-                for (std::int32_t s = 0; s < sequences; ++s) {
-                    for (std::int32_t j = b.page_starts[s]; j < b.page_starts[s + 1]; ++j) {
-                        ints.push_back((j - b.page_starts[s]) * config.page_size);
-                    }
-                }
-                ints.resize((ints.size() + 31) / 32 * 32, 0);
-            }
+            const std::size_t q_starts = api::pack(ints, b.q_starts, count(sequences + 1));
+            const std::size_t q_positions = api::pack(ints, b.q_positions, count(total_q));
+            const std::size_t kv_lengths = api::pack(ints, b.kv_lengths, count(sequences));
+            const std::size_t page_starts = api::pack(ints, b.page_starts, count(sequences + 1));
+            const std::size_t page_ids = api::pack(ints, b.page_ids, count(entries));
+            const std::size_t page_positions =
+                b.page_positions != nullptr ? api::pack(ints, b.page_positions, count(entries))
+                                            : api::pack_default_positions(ints, b.page_starts, sequences, config.page_size);
             std::size_t head_starts = 0;
             std::size_t head_indices = 0;
             if (b.head_page_starts != nullptr) {
-                head_starts = pack(ints, b.head_page_starts, count(head_lists + 1));
+                head_starts = api::pack(ints, b.head_page_starts, count(head_lists + 1));
                 const std::int64_t indices = b.head_page_starts[head_lists];
-                head_indices = indices > 0 ? pack(ints, b.head_page_indices, count(indices)) : ints.size();
+                head_indices = indices > 0 ? api::pack(ints, b.head_page_indices, count(indices)) : ints.size();
             }
-            const std::size_t streaming = any_streaming ? pack(ints, b.streaming_heads, count(config.kv_heads)) : 0;
-            scratch->device_ints.reserve(device, ints.size() * sizeof(std::int32_t));
-            auto* base = static_cast<std::int32_t*>(scratch->device_ints.data());
-            backend.copy_from_host(ordinal, base, ints.data(), ints.size() * sizeof(std::int32_t));
+            const std::size_t streaming = any_streaming ? api::pack(ints, b.streaming_heads, count(config.kv_heads)) : 0;
+            std::int32_t* base = api::stage_ints(*scratch, device, ints.size());
             params.q_starts = base + q_starts;
             params.q_positions = base + q_positions;
             params.kv_lengths = base + kv_lengths;
@@ -316,9 +227,7 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
             params.streaming_heads = any_streaming ? base + streaming : nullptr;
         }
         const std::uint64_t workspace = backend.attention_workspace_bytes(ordinal, params);
-        scratch->workspace.reserve(device, workspace);
-        params.workspace = workspace == 0 ? nullptr : scratch->workspace.data();
-        params.workspace_bytes = workspace == 0 ? 0 : scratch->workspace.size();
+        api::attach_workspace(*scratch, device, workspace, params);
         backend.attention(ordinal, params);
     });
 }

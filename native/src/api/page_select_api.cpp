@@ -9,9 +9,9 @@
 // workspace is the scratch set's workspace, grown to page_select_workspace_bytes.
 #include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <vector>
 
+#include "api/batch_checks.h"
 #include "api/checks.h"
 #include "kv/dtype.h"
 #include "kv/page_pool.h"
@@ -20,24 +20,7 @@ using namespace inf;
 
 namespace {
 
-void require_array(const void* pointer, const char* field) {
-    if (pointer == nullptr) {
-        fail(INF_STATUS_NULL_POINTER, "selection->", field, " is null");
-    }
-}
-
-std::size_t pack(std::vector<std::int32_t>& block, const std::int32_t* source, std::size_t count) {
-    const std::size_t offset = block.size();
-    block.insert(block.end(), source, source + count);
-    block.resize((block.size() + 31) / 32 * 32, 0);
-    return offset;
-}
-
-std::size_t reserve_ints(std::vector<std::int32_t>& block, std::size_t count) {
-    const std::size_t offset = block.size();
-    block.resize((offset + count + 31) / 32 * 32, 0);
-    return offset;
-}
+void require_array(const void* pointer, const char* field) { api::require_array(pointer, "selection->", field); }
 
 }  // namespace
 
@@ -47,17 +30,14 @@ INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, con
                                    const inf_buffer* q, int32_t* out_head_page_starts, int32_t* out_head_page_indices,
                                    int64_t index_capacity) {
     return guard("inf_page_select", [&] {
-        const auto object = find_handle<PagePool>(pool, HandleKind::page_pool, "pool");
+        const auto object = api::find_pool(pool, "pool");
         const PagePool& kv = *object;
         const inf_page_pool_config& config = kv.config();
         kv.check_layer(layer);
         const inf_page_selection sel = api::read_versioned(selection, "selection", "inf_page_selection");
         const auto q_buffer = api::find_buffer(q, "q");
         const Device& device = kv.device();
-        if (!q_buffer->device().same_device(device)) {
-            fail(INF_STATUS_DEVICE_MISMATCH, "q lives on ", q_buffer->device().label(), " but the pool on ",
-                 device.label());
-        }
+        api::check_same_device(*q_buffer, "q", device, "the pool");
         if (config.logical_page_size == 0) {
             fail(INF_STATUS_UNSUPPORTED,
                  "the pool keeps no summaries (config->logical_page_size is 0): page selection needs them");
@@ -107,59 +87,12 @@ INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, con
                          row_bytes, " bytes");
                 }
             }
-            require_array(sel.kv_lengths, "kv_lengths");
+            entries = api::check_page_table({sel.kv_lengths, sel.page_starts, sel.page_ids, sel.page_positions},
+                                            sequences, config, "selection->")
+                          .entries;
             for (std::int32_t s = 0; s < sequences; ++s) {
-                if (sel.kv_lengths[s] < 0) {
-                    fail(INF_STATUS_INVALID_ARGUMENT, "selection->kv_lengths[", s, "] (", sel.kv_lengths[s],
-                         ") must be >= 0");
-                }
-            }
-            require_array(sel.page_starts, "page_starts");
-            if (sel.page_starts[0] != 0) {
-                fail(INF_STATUS_INVALID_ARGUMENT, "selection->page_starts[0] (", sel.page_starts[0], ") must be 0");
-            }
-            for (std::int32_t s = 0; s < sequences; ++s) {
-                if (sel.page_starts[s + 1] < sel.page_starts[s]) {
-                    fail(INF_STATUS_INVALID_ARGUMENT, "selection->page_starts[", s + 1, "] (", sel.page_starts[s + 1],
-                         ") is less than selection->page_starts[", s, "] (", sel.page_starts[s],
-                         "): page_starts must be non-decreasing");
-                }
                 const std::int64_t count = std::int64_t{sel.page_starts[s + 1]} - sel.page_starts[s];
                 needed += std::min<std::int64_t>(count, budget_pages) * lists_per_sequence;
-            }
-            entries = sel.page_starts[sequences];
-            if (entries > 0) {
-                require_array(sel.page_ids, "page_ids");
-            }
-            for (std::int64_t j = 0; j < entries; ++j) {
-                if (sel.page_ids[j] < 0 || sel.page_ids[j] >= config.pages) {
-                    fail(INF_STATUS_OUT_OF_RANGE, "selection->page_ids[", j, "] (", sel.page_ids[j],
-                         ") is out of range: the pool has ", config.pages, config.pages == 1 ? " page" : " pages");
-                }
-            }
-            if (sel.page_positions != nullptr) {
-                const std::int32_t last = std::numeric_limits<std::int32_t>::max() - config.page_size + 1;
-                for (std::int64_t j = 0; j < entries; ++j) {
-                    if (sel.page_positions[j] < 0 || sel.page_positions[j] > last) {
-                        fail(INF_STATUS_OUT_OF_RANGE, "selection->page_positions[", j, "] (", sel.page_positions[j],
-                             ") must be from 0 to ", last, " (a page of ", config.page_size,
-                             " keys starting there must fit int32 positions)");
-                    }
-                }
-            } else {
-                for (std::int32_t s = 0; s < sequences; ++s) {
-                    const std::int64_t count = std::int64_t{sel.page_starts[s + 1]} - sel.page_starts[s];
-                    const std::int64_t held = count * config.page_size;
-                    if (held > std::numeric_limits<std::int32_t>::max()) {
-                        fail(INF_STATUS_OUT_OF_RANGE, "sequence ", s, " has ", count, " entries of ", config.page_size,
-                             " keys: positions beyond int32");
-                    }
-                    if (sel.kv_lengths[s] > held) {
-                        fail(INF_STATUS_OUT_OF_RANGE, "selection->kv_lengths[", s, "] (", sel.kv_lengths[s],
-                             ") exceeds the ", held, " keys of the ", count, " entries of sequence ", s,
-                             " (give page_positions when entries hold other positions)");
-                    }
-                }
             }
         }
         if (index_capacity < needed) {
@@ -189,14 +122,6 @@ INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, con
         std::vector<std::int32_t>& ints = scratch->host_ints;
         ints.clear();
         const auto count = [](std::int64_t n) { return static_cast<std::size_t>(n); };
-        const auto default_positions = [&](std::vector<std::int32_t>& block) {
-            for (std::int32_t s = 0; s < sequences; ++s) {
-                for (std::int32_t j = sel.page_starts[s]; j < sel.page_starts[s + 1]; ++j) {
-                    block.push_back((j - sel.page_starts[s]) * config.page_size);
-                }
-            }
-            block.resize((block.size() + 31) / 32 * 32, 0);
-        };
         if (backend.host_accessible()) {
             params.q_rows = sel.q_rows;
             params.kv_lengths = sel.kv_lengths;
@@ -204,33 +129,28 @@ INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, con
             params.page_ids = sel.page_ids;
             params.page_positions = sel.page_positions;
             if (sel.page_positions == nullptr) {
-                default_positions(ints);
+                api::pack_default_positions(ints, sel.page_starts, sequences, config.page_size);
                 params.page_positions = ints.data();
             }
             params.head_page_starts = out_head_page_starts;
             params.head_page_indices = out_head_page_indices;
-            const std::uint64_t workspace = backend.page_select_workspace_bytes(ordinal, params);
-            scratch->workspace.reserve(device, workspace);
-            params.workspace = workspace == 0 ? nullptr : scratch->workspace.data();
-            params.workspace_bytes = workspace == 0 ? 0 : scratch->workspace.size();
+            api::attach_workspace(*scratch, device, backend.page_select_workspace_bytes(ordinal, params), params);
             backend.page_select(ordinal, params);
             return;
         }
-        const std::size_t q_rows = pack(ints, sel.q_rows, count(sequences));
-        const std::size_t kv_lengths = pack(ints, sel.kv_lengths, count(sequences));
-        const std::size_t page_starts = pack(ints, sel.page_starts, count(sequences + 1));
-        const std::size_t page_ids = entries > 0 ? pack(ints, sel.page_ids, count(entries)) : ints.size();
+        const std::size_t q_rows = api::pack(ints, sel.q_rows, count(sequences));
+        const std::size_t kv_lengths = api::pack(ints, sel.kv_lengths, count(sequences));
+        const std::size_t page_starts = api::pack(ints, sel.page_starts, count(sequences + 1));
+        const std::size_t page_ids = entries > 0 ? api::pack(ints, sel.page_ids, count(entries)) : ints.size();
         std::size_t page_positions = ints.size();
         if (sel.page_positions != nullptr) {
-            page_positions = entries > 0 ? pack(ints, sel.page_positions, count(entries)) : ints.size();
+            page_positions = entries > 0 ? api::pack(ints, sel.page_positions, count(entries)) : ints.size();
         } else {
-            default_positions(ints);
+            page_positions = api::pack_default_positions(ints, sel.page_starts, sequences, config.page_size);
         }
-        const std::size_t out_starts = reserve_ints(ints, count(lists + 1));
-        const std::size_t out_indices = reserve_ints(ints, count(std::max<std::int64_t>(needed, 1)));
-        scratch->device_ints.reserve(device, ints.size() * sizeof(std::int32_t));
-        auto* base = static_cast<std::int32_t*>(scratch->device_ints.data());
-        backend.copy_from_host(ordinal, base, ints.data(), out_starts * sizeof(std::int32_t));
+        const std::size_t out_starts = api::reserve_ints(ints, count(lists + 1));
+        const std::size_t out_indices = api::reserve_ints(ints, count(std::max<std::int64_t>(needed, 1)));
+        std::int32_t* const base = api::stage_ints(*scratch, device, out_starts);
         params.q_rows = base + q_rows;
         params.kv_lengths = base + kv_lengths;
         params.page_starts = base + page_starts;
@@ -238,10 +158,7 @@ INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, con
         params.page_positions = base + page_positions;
         params.head_page_starts = base + out_starts;
         params.head_page_indices = base + out_indices;
-        const std::uint64_t workspace = backend.page_select_workspace_bytes(ordinal, params);
-        scratch->workspace.reserve(device, workspace);
-        params.workspace = workspace == 0 ? nullptr : scratch->workspace.data();
-        params.workspace_bytes = workspace == 0 ? 0 : scratch->workspace.size();
+        api::attach_workspace(*scratch, device, backend.page_select_workspace_bytes(ordinal, params), params);
         backend.page_select(ordinal, params);
         backend.copy_to_host(ordinal, out_head_page_starts, base + out_starts, count(lists + 1) * sizeof(std::int32_t));
         if (needed > 0) {
