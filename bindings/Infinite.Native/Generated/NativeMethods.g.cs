@@ -72,6 +72,37 @@ public enum CpuFeatures : int
     F16c = 16,
 }
 
+/// <summary>Storage type of a weight tensor as it lies in the model file.</summary>
+public enum inf_tensor_type : int
+{
+    F32 = 0,
+    F16 = 1,
+    Bf16 = 2,
+    /// <summary>GGUF Q8_0: blocks of 32 int8 with one f16 scale (34 bytes per block), along the innermost dimension.</summary>
+    Q80 = 3,
+}
+
+/// <summary>
+/// How RoPE pairs the elements of a head: INTERLEAVED rotates (2i, 2i+1) (GGUF llama files, whose q/k rows are
+/// permuted by their converter); HALF rotates (i, i + head_dim/2) (Hugging Face checkpoints).
+/// </summary>
+public enum inf_rope_style : int
+{
+    Interleaved = 0,
+    Half = 1,
+}
+
+/// <summary>
+/// RoPE frequency scaling: NONE; LINEAR divides positions by factor; LLAMA3 is Llama 3.1's piecewise rule
+/// (factor, low_freq_factor, high_freq_factor, original_context).
+/// </summary>
+public enum inf_rope_scaling : int
+{
+    None = 0,
+    Linear = 1,
+    Llama3 = 2,
+}
+
 /// <summary>What a device is. Versioned: set size = sizeof(inf_device_info) before the call.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe partial struct inf_device_info
@@ -199,18 +230,124 @@ internal unsafe partial struct inf_page_selection
     public int* page_positions;
 }
 
+/// <summary>Shape and hyper-parameters of a Llama-family model. Versioned: set size = sizeof(inf_model_config).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe partial struct inf_model_config
+{
+    public uint size;
+    public int vocab_size;
+    public int dim;
+    public int layers;
+    public int q_heads;
+    public int kv_heads;
+    public int head_dim;
+    public int ffn_dim;
+    /// <summary>Nonzero: the LM head is the token embedding (no output.weight tensor).</summary>
+    public int tied_embeddings;
+    public float norm_eps;
+    public float rope_theta;
+    public inf_rope_style rope_style;
+    public inf_rope_scaling rope_scaling;
+    public float rope_factor;
+    public float rope_low_freq_factor;
+    public float rope_high_freq_factor;
+    public int rope_original_context;
+}
+
+/// <summary>
+/// One weight tensor, named as in GGUF: token_embd.weight, output_norm.weight, output.weight,
+/// blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight.
+/// shape is row-major, outermost first: a linear layer's weight is [out_features][in_features].
+/// Versioned: set size = sizeof(inf_tensor).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe partial struct inf_tensor
+{
+    public uint size;
+    public inf_tensor_type type;
+    /// <summary>Zero-terminated UTF-8.</summary>
+    public byte* name;
+    public int dims;
+    public int reserved;
+    public fixed long shape[4];
+    /// <summary>
+    /// Host memory (typically a memory-mapped file) of exactly bytes bytes. On the CPU an F32 tensor is used
+    /// in place, so its memory must stay valid until inf_model_destroy; other types are converted at load.
+    /// </summary>
+    public void* data;
+    public ulong bytes;
+}
+
+/// <summary>Sparse attention for one step (LServe). Versioned: set size = sizeof(inf_sparse_step).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe partial struct inf_sparse_step
+{
+    public uint size;
+    /// <summary>Optional [layers][kv_heads] flags: nonzero marks a streaming head (Λ mask); null: none.</summary>
+    public int* streaming_heads;
+    /// <summary>Λ windows in tokens, for decode rows (one query row) and for prefill chunks.</summary>
+    public int decode_sink_tokens;
+    public int decode_local_tokens;
+    public int prefill_sink_tokens;
+    public int prefill_local_tokens;
+    /// <summary>
+    /// Retrieval heads of decode rows whose kv_length exceeds budget_tokens read only selected pages;
+    /// 0 disables selection (dense retrieval heads).
+    /// </summary>
+    public int budget_tokens;
+    /// <summary>0: one page list per (sequence, KV head); 1: per (sequence, query head).</summary>
+    public int per_query_head;
+    /// <summary>
+    /// Reusable selection (LServe): selections live in the caller's selection_store, slot selection_slots[s]
+    /// for sequence s (slot_ints int32 per slot); reselect[s] nonzero recomputes and stores it this step,
+    /// zero reuses the stored one. Both arrays [sequences]; null selection_store: select every step.
+    /// </summary>
+    public int* selection_store;
+    public long slot_ints;
+    public int* selection_slots;
+    public int* reselect;
+}
+
+/// <summary>
+/// One forward step for a batch of sequences: prefill chunks and decodes mixed. All arrays are host memory.
+/// Sequence s feeds tokens q_starts[s] .. q_starts[s+1]-1 at positions[...] (consecutive, ending at
+/// kv_lengths[s] - 1); its page table is page_ids[page_starts[s] .. page_starts[s+1]-1] (entry j holds positions
+/// j * page_size ..). The step appends the tokens' K and V of every layer into the pool at (page, slot) from that
+/// table, then attends causally over kv_lengths[s] keys. Logits are returned for the logit_rows tokens listed in
+/// logit_tokens (indices into the step's tokens). Versioned: set size = sizeof(inf_step_plan).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe partial struct inf_step_plan
+{
+    public uint size;
+    public int sequences;
+    public int tokens;
+    public int logit_rows;
+    public int* token_ids;
+    public int* positions;
+    public int* q_starts;
+    public int* kv_lengths;
+    public int* page_starts;
+    public int* page_ids;
+    public int* logit_tokens;
+    /// <summary>Null: dense attention.</summary>
+    public inf_sparse_step* sparse;
+}
+
 internal partial struct inf_device { }
 
 internal partial struct inf_buffer { }
 
 internal partial struct inf_page_pool { }
 
+internal partial struct inf_model { }
+
 internal static unsafe partial class NativeMethods
 {
     public const string LibraryName = "infinite";
 
     /// <summary>Version of this ABI. Bumped on every incompatible change; bindings refuse a library with another.</summary>
-    public const int INF_ABI_VERSION = 2;
+    public const int INF_ABI_VERSION = 3;
 
     /// <summary>Longest device name, including the terminating zero.</summary>
     public const int INF_DEVICE_NAME_CAPACITY = 128;
@@ -424,4 +561,30 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibraryName)]
     [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
     public static partial InfiniteStatus inf_attention_merge(int parts, inf_buffer** o_parts, inf_buffer** lse_parts, long rows, int head_dim, inf_buffer* o_out, inf_buffer* lse_out);
+
+    /// <summary>
+    /// Builds a model on device from tensors (every tensor the config needs, each with its expected shape; extra
+    /// tensors are an error naming them). Reports progress through progress (may be null). Checks every shape and
+    /// byte count against the config and names the first tensor that disagrees.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_model_create(inf_device* device, inf_model_config* config, inf_tensor* tensors, int tensor_count, delegate* unmanaged[Cdecl]<void*, ulong, ulong, void> progress, void* user_data, inf_model** out_model);
+
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_model_destroy(inf_model* model);
+
+    /// <summary>Bytes of weights the model holds itself (converted or uploaded copies; F32 used in place is not counted).</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_model_bytes(inf_model* model, ulong* out_bytes);
+
+    /// <summary>
+    /// Runs one step (see inf_step_plan) over pool, whose layers, kv_heads and head_dim must match the model and
+    /// which must live on the model's device. logits: host float32 [logit_rows][vocab_size].
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_model_step(inf_model* model, inf_page_pool* pool, inf_step_plan* plan, float* logits);
 }

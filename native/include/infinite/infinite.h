@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 /* Version of this ABI. Bumped on every incompatible change; bindings refuse a library with another. */
-#define INF_ABI_VERSION 2
+#define INF_ABI_VERSION 3
 
 /* Longest device name, including the terminating zero. */
 #define INF_DEVICE_NAME_CAPACITY 128
@@ -220,6 +220,124 @@ typedef struct inf_page_selection {
     const int32_t* page_positions;
 } inf_page_selection;
 
+/* ---- model types -------------------------------------------------------- */
+
+/* A Llama-family model's weights on one device. Thread-safe for concurrent steps on different page pools. */
+typedef struct inf_model inf_model;
+
+/* Storage type of a weight tensor as it lies in the model file. */
+typedef enum inf_tensor_type {
+    INF_TENSOR_TYPE_F32 = 0,
+    INF_TENSOR_TYPE_F16 = 1,
+    INF_TENSOR_TYPE_BF16 = 2,
+    /* GGUF Q8_0: blocks of 32 int8 with one f16 scale (34 bytes per block), along the innermost dimension. */
+    INF_TENSOR_TYPE_Q8_0 = 3
+} inf_tensor_type;
+
+/* How RoPE pairs the elements of a head: INTERLEAVED rotates (2i, 2i+1) (GGUF llama files, whose q/k rows are
+ * permuted by their converter); HALF rotates (i, i + head_dim/2) (Hugging Face checkpoints). */
+typedef enum inf_rope_style {
+    INF_ROPE_STYLE_INTERLEAVED = 0,
+    INF_ROPE_STYLE_HALF = 1
+} inf_rope_style;
+
+/* RoPE frequency scaling: NONE; LINEAR divides positions by factor; LLAMA3 is Llama 3.1's piecewise rule
+ * (factor, low_freq_factor, high_freq_factor, original_context). */
+typedef enum inf_rope_scaling {
+    INF_ROPE_SCALING_NONE = 0,
+    INF_ROPE_SCALING_LINEAR = 1,
+    INF_ROPE_SCALING_LLAMA3 = 2
+} inf_rope_scaling;
+
+/* Shape and hyper-parameters of a Llama-family model. Versioned: set size = sizeof(inf_model_config). */
+typedef struct inf_model_config {
+    uint32_t size;
+    int32_t vocab_size;
+    int32_t dim;
+    int32_t layers;
+    int32_t q_heads;
+    int32_t kv_heads;
+    int32_t head_dim;
+    int32_t ffn_dim;
+    /* Nonzero: the LM head is the token embedding (no output.weight tensor). */
+    int32_t tied_embeddings;
+    float norm_eps;
+    float rope_theta;
+    inf_rope_style rope_style;
+    inf_rope_scaling rope_scaling;
+    float rope_factor;
+    float rope_low_freq_factor;
+    float rope_high_freq_factor;
+    int32_t rope_original_context;
+} inf_model_config;
+
+/* One weight tensor, named as in GGUF: token_embd.weight, output_norm.weight, output.weight,
+ * blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight.
+ * shape is row-major, outermost first: a linear layer's weight is [out_features][in_features].
+ * Versioned: set size = sizeof(inf_tensor). */
+typedef struct inf_tensor {
+    uint32_t size;
+    inf_tensor_type type;
+    /* Zero-terminated UTF-8. */
+    const char* name;
+    int32_t dims;
+    int32_t reserved;
+    int64_t shape[4];
+    /* Host memory (typically a memory-mapped file) of exactly bytes bytes. On the CPU an F32 tensor is used
+     * in place, so its memory must stay valid until inf_model_destroy; other types are converted at load. */
+    const void* data;
+    uint64_t bytes;
+} inf_tensor;
+
+/* Load progress: done of total bytes of weights prepared. Called on the loading thread. */
+typedef void (*inf_progress_callback)(void* user_data, uint64_t done, uint64_t total);
+
+/* Sparse attention for one step (LServe). Versioned: set size = sizeof(inf_sparse_step). */
+typedef struct inf_sparse_step {
+    uint32_t size;
+    /* Optional [layers][kv_heads] flags: nonzero marks a streaming head (Λ mask); null: none. */
+    const int32_t* streaming_heads;
+    /* Λ windows in tokens, for decode rows (one query row) and for prefill chunks. */
+    int32_t decode_sink_tokens;
+    int32_t decode_local_tokens;
+    int32_t prefill_sink_tokens;
+    int32_t prefill_local_tokens;
+    /* Retrieval heads of decode rows whose kv_length exceeds budget_tokens read only selected pages;
+     * 0 disables selection (dense retrieval heads). */
+    int32_t budget_tokens;
+    /* 0: one page list per (sequence, KV head); 1: per (sequence, query head). */
+    int32_t per_query_head;
+    /* Reusable selection (LServe): selections live in the caller's selection_store, slot selection_slots[s]
+     * for sequence s (slot_ints int32 per slot); reselect[s] nonzero recomputes and stores it this step,
+     * zero reuses the stored one. Both arrays [sequences]; null selection_store: select every step. */
+    int32_t* selection_store;
+    int64_t slot_ints;
+    const int32_t* selection_slots;
+    const int32_t* reselect;
+} inf_sparse_step;
+
+/* One forward step for a batch of sequences: prefill chunks and decodes mixed. All arrays are host memory.
+ * Sequence s feeds tokens q_starts[s] .. q_starts[s+1]-1 at positions[...] (consecutive, ending at
+ * kv_lengths[s] - 1); its page table is page_ids[page_starts[s] .. page_starts[s+1]-1] (entry j holds positions
+ * j * page_size ..). The step appends the tokens' K and V of every layer into the pool at (page, slot) from that
+ * table, then attends causally over kv_lengths[s] keys. Logits are returned for the logit_rows tokens listed in
+ * logit_tokens (indices into the step's tokens). Versioned: set size = sizeof(inf_step_plan). */
+typedef struct inf_step_plan {
+    uint32_t size;
+    int32_t sequences;
+    int32_t tokens;
+    int32_t logit_rows;
+    const int32_t* token_ids;
+    const int32_t* positions;
+    const int32_t* q_starts;
+    const int32_t* kv_lengths;
+    const int32_t* page_starts;
+    const int32_t* page_ids;
+    const int32_t* logit_tokens;
+    /* Null: dense attention. */
+    const inf_sparse_step* sparse;
+} inf_step_plan;
+
 /* Receives one complete log line (no trailing newline). May be called from any thread, concurrently. */
 typedef void (*inf_log_callback)(void* user_data, inf_log_level level, const char* message);
 
@@ -364,6 +482,24 @@ INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, con
 INF_API inf_status inf_attention_merge(int32_t parts, const inf_buffer* const* o_parts,
                                        const inf_buffer* const* lse_parts, int64_t rows, int32_t head_dim,
                                        inf_buffer* o_out, inf_buffer* lse_out);
+
+/* ---- model -------------------------------------------------------------- */
+
+/* Builds a model on device from tensors (every tensor the config needs, each with its expected shape; extra
+ * tensors are an error naming them). Reports progress through progress (may be null). Checks every shape and
+ * byte count against the config and names the first tensor that disagrees. */
+INF_API inf_status inf_model_create(inf_device* device, const inf_model_config* config, const inf_tensor* tensors,
+                                    int32_t tensor_count, inf_progress_callback progress, void* user_data,
+                                    inf_model** out_model);
+
+INF_API inf_status inf_model_destroy(inf_model* model);
+
+/* Bytes of weights the model holds itself (converted or uploaded copies; F32 used in place is not counted). */
+INF_API inf_status inf_model_bytes(const inf_model* model, uint64_t* out_bytes);
+
+/* Runs one step (see inf_step_plan) over pool, whose layers, kv_heads and head_dim must match the model and
+ * which must live on the model's device. logits: host float32 [logit_rows][vocab_size]. */
+INF_API inf_status inf_model_step(inf_model* model, inf_page_pool* pool, const inf_step_plan* plan, float* logits);
 
 #ifdef __cplusplus
 }

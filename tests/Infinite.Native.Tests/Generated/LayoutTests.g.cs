@@ -102,6 +102,83 @@ public sealed class LayoutTests
         Assert.Equal(56, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.page_positions)).ToInt64());
     }
 
+    [Fact]
+    public void inf_model_config_has_native_layout()
+    {
+        Assert.Equal(68, Unsafe.SizeOf<inf_model_config>());
+        Assert.Equal(68, Marshal.SizeOf<inf_model_config>());
+        Assert.Equal(0, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.size)).ToInt64());
+        Assert.Equal(4, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.vocab_size)).ToInt64());
+        Assert.Equal(8, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.dim)).ToInt64());
+        Assert.Equal(12, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.layers)).ToInt64());
+        Assert.Equal(16, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.q_heads)).ToInt64());
+        Assert.Equal(20, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.kv_heads)).ToInt64());
+        Assert.Equal(24, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.head_dim)).ToInt64());
+        Assert.Equal(28, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.ffn_dim)).ToInt64());
+        Assert.Equal(32, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.tied_embeddings)).ToInt64());
+        Assert.Equal(36, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.norm_eps)).ToInt64());
+        Assert.Equal(40, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.rope_theta)).ToInt64());
+        Assert.Equal(44, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.rope_style)).ToInt64());
+        Assert.Equal(48, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.rope_scaling)).ToInt64());
+        Assert.Equal(52, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.rope_factor)).ToInt64());
+        Assert.Equal(56, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.rope_low_freq_factor)).ToInt64());
+        Assert.Equal(60, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.rope_high_freq_factor)).ToInt64());
+        Assert.Equal(64, Marshal.OffsetOf<inf_model_config>(nameof(inf_model_config.rope_original_context)).ToInt64());
+    }
+
+    [Fact]
+    public void inf_tensor_has_native_layout()
+    {
+        Assert.Equal(72, Unsafe.SizeOf<inf_tensor>());
+        Assert.Equal(72, Marshal.SizeOf<inf_tensor>());
+        Assert.Equal(0, Marshal.OffsetOf<inf_tensor>(nameof(inf_tensor.size)).ToInt64());
+        Assert.Equal(4, Marshal.OffsetOf<inf_tensor>(nameof(inf_tensor.type)).ToInt64());
+        Assert.Equal(8, Marshal.OffsetOf<inf_tensor>(nameof(inf_tensor.name)).ToInt64());
+        Assert.Equal(16, Marshal.OffsetOf<inf_tensor>(nameof(inf_tensor.dims)).ToInt64());
+        Assert.Equal(20, Marshal.OffsetOf<inf_tensor>(nameof(inf_tensor.reserved)).ToInt64());
+        Assert.Equal(24, Marshal.OffsetOf<inf_tensor>(nameof(inf_tensor.shape)).ToInt64());
+        Assert.Equal(56, Marshal.OffsetOf<inf_tensor>(nameof(inf_tensor.data)).ToInt64());
+        Assert.Equal(64, Marshal.OffsetOf<inf_tensor>(nameof(inf_tensor.bytes)).ToInt64());
+    }
+
+    [Fact]
+    public void inf_sparse_step_has_native_layout()
+    {
+        Assert.Equal(72, Unsafe.SizeOf<inf_sparse_step>());
+        Assert.Equal(72, Marshal.SizeOf<inf_sparse_step>());
+        Assert.Equal(0, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.size)).ToInt64());
+        Assert.Equal(8, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.streaming_heads)).ToInt64());
+        Assert.Equal(16, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.decode_sink_tokens)).ToInt64());
+        Assert.Equal(20, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.decode_local_tokens)).ToInt64());
+        Assert.Equal(24, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.prefill_sink_tokens)).ToInt64());
+        Assert.Equal(28, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.prefill_local_tokens)).ToInt64());
+        Assert.Equal(32, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.budget_tokens)).ToInt64());
+        Assert.Equal(36, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.per_query_head)).ToInt64());
+        Assert.Equal(40, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.selection_store)).ToInt64());
+        Assert.Equal(48, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.slot_ints)).ToInt64());
+        Assert.Equal(56, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.selection_slots)).ToInt64());
+        Assert.Equal(64, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.reselect)).ToInt64());
+    }
+
+    [Fact]
+    public void inf_step_plan_has_native_layout()
+    {
+        Assert.Equal(80, Unsafe.SizeOf<inf_step_plan>());
+        Assert.Equal(80, Marshal.SizeOf<inf_step_plan>());
+        Assert.Equal(0, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.size)).ToInt64());
+        Assert.Equal(4, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.sequences)).ToInt64());
+        Assert.Equal(8, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.tokens)).ToInt64());
+        Assert.Equal(12, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.logit_rows)).ToInt64());
+        Assert.Equal(16, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.token_ids)).ToInt64());
+        Assert.Equal(24, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.positions)).ToInt64());
+        Assert.Equal(32, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.q_starts)).ToInt64());
+        Assert.Equal(40, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.kv_lengths)).ToInt64());
+        Assert.Equal(48, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.page_starts)).ToInt64());
+        Assert.Equal(56, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.page_ids)).ToInt64());
+        Assert.Equal(64, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.logit_tokens)).ToInt64());
+        Assert.Equal(72, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.sparse)).ToInt64());
+    }
+
     [Theory]
     [InlineData("inf_abi_version")]
     [InlineData("inf_version")]
@@ -137,6 +214,10 @@ public sealed class LayoutTests
     [InlineData("inf_attention_run")]
     [InlineData("inf_page_select")]
     [InlineData("inf_attention_merge")]
+    [InlineData("inf_model_create")]
+    [InlineData("inf_model_destroy")]
+    [InlineData("inf_model_bytes")]
+    [InlineData("inf_model_step")]
     public void function_is_exported(string name)
     {
         // Runs the bindings assembly's module initializer, which registers the resolver that finds the library.

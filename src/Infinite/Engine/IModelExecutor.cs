@@ -1,0 +1,25 @@
+using Infinite.Models;
+
+namespace Infinite.Engine;
+
+/// <summary>
+/// Runs forward steps of one model over one paged KV cache. The engine owns the decisions (which tokens, which
+/// pages); the executor owns the bytes. Implemented natively (<c>NativeExecutor</c>) and by the float64
+/// reference (<c>ReferenceExecutor</c>).
+/// </summary>
+public interface IModelExecutor : IDisposable
+{
+    LlamaConfig Config { get; }
+
+    /// <summary>Tokens per KV page.</summary>
+    int PageSize { get; }
+
+    /// <summary>Pages in the KV cache; page ids are 0 .. PageCount-1.</summary>
+    int PageCount { get; }
+
+    /// <summary>Selection slots available to <see cref="SparseStep.SelectionSlots"/> (0 when sparse is unsupported).</summary>
+    int SelectionSlots { get; }
+
+    /// <summary>Runs one step; <paramref name="logits"/> receives [plan.LogitTokens.Length][VocabSize].</summary>
+    void Step(StepPlan plan, Span<float> logits);
+}
