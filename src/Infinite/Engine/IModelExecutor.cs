@@ -4,8 +4,8 @@ namespace Infinite.Engine;
 
 /// <summary>
 /// Runs forward steps of one model over one paged KV cache. The engine owns the decisions (which tokens, which
-/// pages); the executor owns the bytes. Implemented natively (<c>NativeExecutor</c>) and by the float64
-/// reference (<c>ReferenceExecutor</c>).
+/// pages); the executor owns the bytes. Implemented natively (<c>Infinite.Runtime.NativeExecutor</c>) and by the float64
+/// reference (<c>Infinite.Runtime.ReferenceExecutor</c>).
 /// </summary>
 public interface IModelExecutor : IDisposable
 {
