@@ -25,7 +25,9 @@ public enum TokenType
 /// Everything a tokenizer and a chat template need, read from a model's files (GGUF metadata or
 /// <c>tokenizer.json</c> + <c>tokenizer_config.json</c>). <see cref="Merges"/> are "left right" pairs, best
 /// first (BPE only); <see cref="Scores"/> are per-token (SentencePiece only). <see cref="Pre"/> is the
-/// pre-tokenizer name (GGUF <c>tokenizer.ggml.pre</c>: "llama-bpe", "default", ...), null when unknown.
+/// pre-tokenizer name (GGUF <c>tokenizer.ggml.pre</c>: "llama-bpe", "default", ...), null when unknown;
+/// "regex:&lt;pattern&gt;" names the split pattern itself. <see cref="IgnoreMerges"/>: a pre-token that is already a
+/// vocabulary entry is emitted whole (Hugging Face <c>ignore_merges</c>; always on for the Llama 3 pre-tokenizer).
 /// </summary>
 public sealed record TokenizerData(
     TokenizerKind Kind,
@@ -41,4 +43,5 @@ public sealed record TokenizerData(
     bool AddEos,
     string? Pre,
     string? ChatTemplate,
-    IReadOnlyList<int>? ExtraEosIds = null);
+    IReadOnlyList<int>? ExtraEosIds = null,
+    bool IgnoreMerges = false);

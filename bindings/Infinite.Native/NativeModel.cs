@@ -1,0 +1,255 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Infinite.Native;
+
+/// <summary>
+/// A Llama-family model's weights on one device (<c>inf_model</c>). Steps run over a <see cref="PagePool"/> of
+/// the model's shape: one native call per step, whatever the number of layers. Thread-safe for concurrent
+/// steps on different pools.
+/// </summary>
+public sealed class NativeModel : IDisposable
+{
+    private NativeModel(Device device, ModelHandle handle, NativeModelConfig config)
+    {
+        Device = device;
+        Handle = handle;
+        Config = config;
+    }
+
+    public Device Device { get; }
+
+    /// <summary>The native handle this model owns.</summary>
+    public ModelHandle Handle { get; }
+
+    public NativeModelConfig Config { get; }
+
+    /// <summary>Builds the model from <paramref name="tensors"/> (every tensor the config needs, no others).
+    /// <paramref name="progress"/> gets (done, total) bytes of weights prepared, on this thread.</summary>
+    /// <exception cref="InfiniteException">A bad config field or tensor (named in the message), or no memory.</exception>
+    public static unsafe NativeModel Create(Device device, NativeModelConfig config, ReadOnlySpan<NativeTensor> tensors,
+        Action<ulong, ulong>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(config);
+        var native = new inf_tensor[tensors.Length];
+        int nameBytes = 0;
+        for (int i = 0; i < tensors.Length; i++)
+        {
+            if (tensors[i].Name is null)
+            {
+                throw new ArgumentException($"tensors[{i}] is default (no name)", nameof(tensors));
+            }
+            nameBytes = checked(nameBytes + Encoding.UTF8.GetByteCount(tensors[i].Name) + 1);
+        }
+        // One block holds every zero-terminated name for the length of the call.
+        byte* names = (byte*)NativeMemory.Alloc((nuint)Math.Max(nameBytes, 1));
+        var relay = progress is null ? null : new ProgressRelay(progress);
+        GCHandle relayHandle = relay is null ? default : GCHandle.Alloc(relay);
+        try
+        {
+            byte* next = names;
+            for (int i = 0; i < tensors.Length; i++)
+            {
+                NativeTensor t = tensors[i];
+                int written = Encoding.UTF8.GetBytes(t.Name, new Span<byte>(next, nameBytes - (int)(next - names)));
+                next[written] = 0;
+                ref inf_tensor n = ref native[i];
+                n.size = (uint)sizeof(inf_tensor);
+                n.type = t.Type;
+                n.name = next;
+                n.dims = t.Shape.Length;
+                for (int d = 0; d < t.Shape.Length; d++)
+                {
+                    n.shape[d] = t.Shape[d];
+                }
+                n.data = (void*)t.Data;
+                n.bytes = (ulong)t.Bytes;
+                next += written + 1;
+            }
+            ModelHandle handle;
+            fixed (inf_tensor* p = native)
+            {
+                handle = ModelHandle.Create(device.Handle, config.ToNative(), (nint)p, native.Length,
+                    relay is null ? null : &OnProgress, relay is null ? 0 : GCHandle.ToIntPtr(relayHandle));
+            }
+            if (relay?.Error is { } error)
+            {
+                handle.Dispose();
+                throw new InvalidOperationException("the load progress callback threw", error);
+            }
+            return new NativeModel(device, handle, config);
+        }
+        finally
+        {
+            if (relayHandle.IsAllocated)
+            {
+                relayHandle.Free();
+            }
+            NativeMemory.Free(names);
+        }
+    }
+
+    /// <summary>Bytes of weights the model holds itself (converted or uploaded copies; F32 used in place is not counted).</summary>
+    public unsafe long Bytes
+    {
+        get
+        {
+            using var model = new HandleLease(Handle);
+            ulong bytes;
+            NativeStatus.Check(NativeMethods.inf_model_bytes((inf_model*)model.Value, &bytes));
+            return (long)bytes;
+        }
+    }
+
+    /// <summary>Runs one dense step over <paramref name="pool"/>; <paramref name="logits"/> receives
+    /// <c>[LogitTokens.Length][VocabSize]</c>.</summary>
+    /// <exception cref="ArgumentException">The spans disagree in length (checked here: native code cannot see lengths).</exception>
+    /// <exception cref="InfiniteException">A bad value in the plan (named in the message) or a pool of another shape.</exception>
+    public unsafe void Step(PagePool pool, in NativeStepPlan plan, Span<float> logits) =>
+        Run(pool, plan, logits, null);
+
+    /// <summary>Runs one step with sparse attention (streaming heads, page selection for retrieval heads).</summary>
+    public unsafe void Step(PagePool pool, in NativeStepPlan plan, in NativeSparseStep sparse, Span<float> logits)
+    {
+        CheckSparse(plan, sparse);
+        fixed (int* streaming = sparse.StreamingHeads, store = sparse.SelectionStore, slots = sparse.SelectionSlots, reselect = sparse.Reselect)
+        {
+            inf_sparse_step native = new()
+            {
+                size = (uint)sizeof(inf_sparse_step),
+                streaming_heads = sparse.StreamingHeads.IsEmpty ? null : streaming,
+                decode_sink_tokens = sparse.DecodeSinkTokens,
+                decode_local_tokens = sparse.DecodeLocalTokens,
+                prefill_sink_tokens = sparse.PrefillSinkTokens,
+                prefill_local_tokens = sparse.PrefillLocalTokens,
+                budget_tokens = sparse.BudgetTokens,
+                per_query_head = sparse.PerQueryHead ? 1 : 0,
+                selection_store = sparse.SelectionStore.IsEmpty ? null : store,
+                slot_ints = sparse.SelectionStore.IsEmpty ? 0 : sparse.SlotInts,
+                selection_slots = sparse.SelectionStore.IsEmpty ? null : slots,
+                reselect = sparse.SelectionStore.IsEmpty ? null : reselect,
+            };
+            Run(pool, plan, logits, &native);
+        }
+    }
+
+    public void Dispose() => Handle.Dispose();
+
+    private unsafe void Run(PagePool pool, in NativeStepPlan plan, Span<float> logits, inf_sparse_step* sparse)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        CheckPlan(plan, logits.Length);
+        using var model = new HandleLease(Handle);
+        using var pages = new HandleLease(pool.Handle);
+        fixed (int* tokens = plan.TokenIds, positions = plan.Positions, qStarts = plan.QStarts, kvLengths = plan.KvLengths,
+               pageStarts = plan.PageStarts, pageIds = plan.PageIds, logitTokens = plan.LogitTokens)
+        fixed (float* output = logits)
+        {
+            inf_step_plan native = new()
+            {
+                size = (uint)sizeof(inf_step_plan),
+                sequences = plan.Sequences,
+                tokens = plan.TokenIds.Length,
+                logit_rows = plan.LogitTokens.Length,
+                token_ids = tokens,
+                positions = positions,
+                q_starts = qStarts,
+                kv_lengths = kvLengths,
+                page_starts = pageStarts,
+                page_ids = pageIds,
+                logit_tokens = logitTokens,
+                sparse = sparse,
+            };
+            NativeStatus.Check(NativeMethods.inf_model_step((inf_model*)model.Value, (inf_page_pool*)pages.Value, &native, output));
+        }
+    }
+
+    // Native code sizes every array from counts and offsets; these checks keep it inside the spans.
+    private void CheckPlan(in NativeStepPlan plan, int logitsLength)
+    {
+        int sequences = plan.Sequences;
+        if (plan.Positions.Length != plan.TokenIds.Length)
+        {
+            throw new ArgumentException($"Positions has {plan.Positions.Length} entries but TokenIds has {plan.TokenIds.Length}", nameof(plan));
+        }
+        CheckOffsets(plan.QStarts, sequences, plan.TokenIds.Length, "QStarts", "TokenIds");
+        CheckOffsets(plan.PageStarts, sequences, plan.PageIds.Length, "PageStarts", "PageIds");
+        long needed = (long)plan.LogitTokens.Length * Config.VocabSize;
+        if (logitsLength < needed)
+        {
+            throw new ArgumentException($"logits has {logitsLength} floats but {plan.LogitTokens.Length} rows of vocab {Config.VocabSize} need {needed}", "logits");
+        }
+    }
+
+    private static void CheckOffsets(ReadOnlySpan<int> offsets, int sequences, int total, string name, string target)
+    {
+        if (offsets.Length != sequences + 1)
+        {
+            throw new ArgumentException($"{name} has {offsets.Length} entries, expected sequences + 1 = {sequences + 1}", "plan");
+        }
+        for (int i = 0; i < offsets.Length; i++)
+        {
+            if ((uint)offsets[i] > (uint)total)
+            {
+                throw new ArgumentException($"{name}[{i}] = {offsets[i]} is outside [0, {total}] ({target} has {total} entries)", "plan");
+            }
+        }
+    }
+
+    private void CheckSparse(in NativeStepPlan plan, in NativeSparseStep sparse)
+    {
+        long heads = (long)Config.Layers * Config.KvHeads;
+        if (!sparse.StreamingHeads.IsEmpty && sparse.StreamingHeads.Length != heads)
+        {
+            throw new ArgumentException($"StreamingHeads has {sparse.StreamingHeads.Length} flags, expected layers * kv_heads = {heads}", nameof(sparse));
+        }
+        if (sparse.SelectionStore.IsEmpty)
+        {
+            return;
+        }
+        if (sparse.SlotInts <= 0)
+        {
+            throw new ArgumentException($"SlotInts ({sparse.SlotInts}) must be positive with a selection store", nameof(sparse));
+        }
+        if (sparse.SelectionSlots.Length != plan.Sequences || sparse.Reselect.Length != plan.Sequences)
+        {
+            throw new ArgumentException($"SelectionSlots ({sparse.SelectionSlots.Length}) and Reselect ({sparse.Reselect.Length}) must have one entry per sequence ({plan.Sequences})", nameof(sparse));
+        }
+        long slots = sparse.SelectionStore.Length / sparse.SlotInts;
+        for (int s = 0; s < sparse.SelectionSlots.Length; s++)
+        {
+            if (sparse.SelectionSlots[s] >= slots)
+            {
+                throw new ArgumentException($"SelectionSlots[{s}] = {sparse.SelectionSlots[s]} is beyond the store's {slots} slots of {sparse.SlotInts} ints", nameof(sparse));
+            }
+        }
+    }
+
+    // Runs on the loading thread inside inf_model_create. An exception must not unwind into native code, so
+    // it is kept and rethrown once the call returns.
+    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
+    private static unsafe void OnProgress(void* userData, ulong done, ulong total)
+    {
+        if (GCHandle.FromIntPtr((nint)userData).Target is not ProgressRelay relay || relay.Error is not null)
+        {
+            return;
+        }
+        try
+        {
+            relay.Callback(done, total);
+        }
+        catch (Exception e)
+        {
+            relay.Error = e;
+        }
+    }
+
+    private sealed class ProgressRelay(Action<ulong, ulong> callback)
+    {
+        public Action<ulong, ulong> Callback { get; } = callback;
+
+        public Exception? Error { get; set; }
+    }
+}

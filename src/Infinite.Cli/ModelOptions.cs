@@ -1,0 +1,172 @@
+using System.CommandLine;
+using System.Globalization;
+using Infinite.Engine;
+using Infinite.Models;
+using Infinite.Native;
+
+namespace Infinite.Cli;
+
+/// <summary>The options every command that loads a model shares (--model, --device, KV cache, sparse attention).</summary>
+internal sealed class ModelOptions
+{
+    public Option<string?> Model { get; } = new("--model", "-m")
+    {
+        Description = "A .gguf file or a Hugging Face folder (config.json + *.safetensors). Omitted: the built-in demo model (random weights).",
+    };
+
+    public Option<string> Device { get; } = new("--device")
+    {
+        Description = "cpu, cuda or cuda:N.",
+        DefaultValueFactory = _ => "cpu",
+    };
+
+    public Option<string> KvType { get; } = new("--kv-type")
+    {
+        Description = "KV cache element type: f32, f16 or bf16.",
+        DefaultValueFactory = _ => "bf16",
+    };
+
+    public Option<int> PageSize { get; } = new("--page-size")
+    {
+        Description = "Tokens per KV page (16 to 256, a power of two).",
+        DefaultValueFactory = _ => 64,
+    };
+
+    public Option<string> KvMemory { get; } = new("--kv-memory")
+    {
+        Description = "KV cache reserved at load, e.g. 512MiB, 2GiB.",
+        DefaultValueFactory = _ => "2GiB",
+    };
+
+    public Option<int> MaxContext { get; } = new("--max-context")
+    {
+        Description = "Longest prompt + completion per request (0: the model's context length).",
+        DefaultValueFactory = _ => 0,
+    };
+
+    public Option<bool> Sparse { get; } = new("--sparse")
+    {
+        Description = "LServe sparse attention: streaming heads (sink + local window) and page selection for retrieval heads.",
+    };
+
+    public Option<string?> HeadGates { get; } = new("--head-gates")
+    {
+        Description = "With --sparse: a DuoAttention gate file (one row per layer, one value per KV head). Omitted: every other KV head streams.",
+    };
+
+    public Option<double> Sparsity { get; } = new("--sparsity")
+    {
+        Description = "With --head-gates: the fraction of heads that stream (a global quantile of the gates).",
+        DefaultValueFactory = _ => 0.5,
+    };
+
+    public Option<int> Budget { get; } = new("--sparse-budget")
+    {
+        Description = "With --sparse: tokens a retrieval head reads at decode.",
+        DefaultValueFactory = _ => 4096,
+    };
+
+    public void AddTo(Command command)
+    {
+        foreach (Option option in new Option[] { Model, Device, KvType, PageSize, KvMemory, MaxContext, Sparse, HeadGates, Sparsity, Budget })
+        {
+            command.Options.Add(option);
+        }
+    }
+
+    /// <summary>The engine options these flags describe; sparse head roles need the model's config.</summary>
+    public InfiniteOptions Read(ParseResult result, int maxBatchTokens = 2048) => new()
+    {
+        Device = result.GetValue(Device)!,
+        KvType = ParseKvType(result.GetValue(KvType)!),
+        PageSize = result.GetValue(PageSize),
+        KvMemoryBytes = ParseBytes(result.GetValue(KvMemory)!),
+        MaxContext = result.GetValue(MaxContext),
+        MaxBatchTokens = maxBatchTokens,
+    };
+
+    /// <summary>Sparse options for <paramref name="config"/> when --sparse is given, else null.</summary>
+    public SparseOptions? ReadSparse(ParseResult result, LlamaConfig config)
+    {
+        if (!result.GetValue(Sparse))
+        {
+            return null;
+        }
+        bool[] streaming;
+        if (result.GetValue(HeadGates) is { } gates)
+        {
+            HeadRoles roles = HeadRoles.LoadGateFile(gates, result.GetValue(Sparsity));
+            if (roles.Layers != config.Layers || roles.KvHeads != config.KvHeads)
+            {
+                throw new ArgumentException(
+                    $"{gates} has {roles.Layers} layers x {roles.KvHeads} KV heads; the model has {config.Layers} x {config.KvHeads}");
+            }
+            streaming = new bool[config.Layers * config.KvHeads];
+            for (int l = 0; l < config.Layers; l++)
+            {
+                for (int h = 0; h < config.KvHeads; h++)
+                {
+                    streaming[l * config.KvHeads + h] = roles[l, h] == HeadRole.Streaming;
+                }
+            }
+        }
+        else
+        {
+            streaming = HalfStreaming(config);
+        }
+        return new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget) };
+    }
+
+    /// <summary>Every odd KV head of every layer streams: half the heads, as DuoAttention's 0.5 quantile.</summary>
+    public static bool[] HalfStreaming(LlamaConfig config)
+    {
+        var streaming = new bool[config.Layers * config.KvHeads];
+        for (int i = 0; i < streaming.Length; i++)
+        {
+            streaming[i] = i % config.KvHeads % 2 == 1;
+        }
+        return streaming;
+    }
+
+    public static DataType ParseKvType(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "f32" or "float32" or "fp32" => DataType.F32,
+        "f16" or "float16" or "fp16" => DataType.F16,
+        "bf16" or "bfloat16" => DataType.Bf16,
+        _ => throw new ArgumentException($"--kv-type '{text}': use f32, f16 or bf16"),
+    };
+
+    /// <summary>"2GiB", "512MiB", "1G", "1000000" (bytes).</summary>
+    public static long ParseBytes(string text)
+    {
+        string t = text.Trim();
+        int split = 0;
+        while (split < t.Length && (char.IsAsciiDigit(t[split]) || t[split] == '.'))
+        {
+            split++;
+        }
+        if (split == 0 || !double.TryParse(t[..split], NumberStyles.Float, CultureInfo.InvariantCulture, out double value))
+        {
+            throw new ArgumentException($"'{text}' is not a size: use e.g. 512MiB or 2GiB");
+        }
+        double unit = t[split..].Trim().ToLowerInvariant() switch
+        {
+            "" or "b" => 1,
+            "k" or "kb" => 1e3,
+            "kib" => 1024,
+            "m" or "mb" => 1e6,
+            "mib" => 1024.0 * 1024,
+            "g" or "gb" => 1e9,
+            "gib" => 1024.0 * 1024 * 1024,
+            "t" or "tb" => 1e12,
+            "tib" => 1024.0 * 1024 * 1024 * 1024,
+            _ => throw new ArgumentException($"'{text}': unknown unit '{t[split..]}' (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"),
+        };
+        double bytes = value * unit;
+        if (bytes < 1 || bytes > long.MaxValue)
+        {
+            throw new ArgumentException($"'{text}' is out of range");
+        }
+        return (long)bytes;
+    }
+}

@@ -1,0 +1,37 @@
+namespace Infinite.Engine;
+
+/// <summary>Checks engine options against the executor when the engine is built, so misconfiguration fails at
+/// start-up with a message rather than at the first request.</summary>
+internal static class EngineOptionsValidator
+{
+    public static void Validate(EngineOptions options, IModelExecutor executor)
+    {
+        if (options.MaxBatchTokens < 1)
+            throw new ArgumentException($"MaxBatchTokens must be >= 1, got {options.MaxBatchTokens}.", nameof(options));
+        if (options.MaxRunningRequests < 1)
+            throw new ArgumentException($"MaxRunningRequests must be >= 1, got {options.MaxRunningRequests}.", nameof(options));
+        if (options.MaxQueuedRequests < 0)
+            throw new ArgumentException($"MaxQueuedRequests must be >= 0, got {options.MaxQueuedRequests}.", nameof(options));
+        if (options.MaxContext < 0)
+            throw new ArgumentException($"MaxContext must be >= 0 (0 = the model's context), got {options.MaxContext}.", nameof(options));
+        if (executor.PageSize < 1 || executor.PageCount < 1)
+            throw new ArgumentException(
+                $"The executor must have pages (page size {executor.PageSize}, page count {executor.PageCount}).", nameof(executor));
+        if (executor.Config.VocabSize < 1)
+            throw new ArgumentException($"The model's vocabulary size must be >= 1, got {executor.Config.VocabSize}.", nameof(executor));
+        if (options.Sparse is not { } sparse)
+            return;
+        if (executor.SelectionSlots < 1)
+            throw new ArgumentException("Sparse attention is on but the executor has no selection slots (SelectionSlots = 0).", nameof(options));
+        int heads = executor.Config.Layers * executor.Config.KvHeads;
+        if (sparse.StreamingHeads is { } streaming && streaming.Count != heads)
+            throw new ArgumentException(
+                $"StreamingHeads has {streaming.Count} flags but the model has {heads} (layers {executor.Config.Layers} x KV heads {executor.Config.KvHeads}).",
+                nameof(options));
+        if (sparse.ReuseInterval < 1)
+            throw new ArgumentException($"ReuseInterval must be >= 1, got {sparse.ReuseInterval}.", nameof(options));
+        if (sparse.DecodeSinkTokens < 0 || sparse.DecodeLocalTokens < 0 || sparse.PrefillSinkTokens < 0
+            || sparse.PrefillLocalTokens < 0 || sparse.BudgetTokens < 0)
+            throw new ArgumentException("Sparse sink, local and budget token counts must be >= 0.", nameof(options));
+    }
+}

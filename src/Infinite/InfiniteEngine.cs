@@ -1,0 +1,174 @@
+using System.Runtime.CompilerServices;
+using Infinite.Engine;
+using Infinite.Models;
+using Infinite.Native;
+using Infinite.Runtime;
+using Infinite.Tokenization;
+
+namespace Infinite;
+
+/// <summary>
+/// A loaded model ready to generate: its file (memory-mapped), tokenizer, chat template, native executor and the
+/// continuous-batching engine, owned together. Thread-safe: any number of concurrent generations.
+/// <code>
+/// await using var engine = await InfiniteEngine.LoadAsync("model.gguf");
+/// await foreach (var token in engine.GenerateAsync("Once upon a time")) Console.Write(token.Text);
+/// </code>
+/// </summary>
+public sealed class InfiniteEngine : IAsyncDisposable
+{
+    private readonly ModelFile _file;
+    private readonly NativeExecutor _executor;
+    private readonly Device _device;
+
+    private InfiniteEngine(ModelFile file, Device device, NativeExecutor executor, InferenceEngine engine,
+        Tokenizer tokenizer, InfiniteOptions options)
+    {
+        _file = file;
+        _device = device;
+        _executor = executor;
+        Engine = engine;
+        Tokenizer = tokenizer;
+        ChatTemplate = ChatTemplate.For(file.Tokenizer);
+        Options = options;
+    }
+
+    /// <summary>The model's path (a .gguf file or a Hugging Face folder).</summary>
+    public string ModelPath => _file.Path;
+
+    public LlamaConfig Config => _file.Config;
+
+    public ITokenizer Tokenizer { get; }
+
+    public ChatTemplate ChatTemplate { get; }
+
+    public InfiniteOptions Options { get; }
+
+    /// <summary>Longest prompt + completion a request may use.</summary>
+    public int MaxContext => Options.MaxContext > 0 ? Math.Min(Options.MaxContext, Config.ContextLength) : Config.ContextLength;
+
+    /// <summary>The scheduler, for statistics and step events.</summary>
+    public InferenceEngine Engine { get; }
+
+    /// <summary>The native executor (its page pool and model), for benchmarks and diagnostics.</summary>
+    public NativeExecutor Executor => _executor;
+
+    /// <summary>Opens the model at <paramref name="modelPath"/> (GGUF file or Hugging Face folder), loads its weights
+    /// onto the device and reserves the KV cache. Progress goes to <paramref name="progress"/>.</summary>
+    public static Task<InfiniteEngine> LoadAsync(string modelPath, InfiniteOptions? options = null,
+        IProgress<LoadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(modelPath);
+        return Task.Run(() => Load(modelPath, options ?? new InfiniteOptions(), progress), cancellationToken);
+    }
+
+    /// <summary>Loads the built-in demo model: the 12M-parameter Llama shape of the benchmarks with seeded random
+    /// weights (its text is gibberish; it exists to try the engine without downloading anything). The file is
+    /// written once into <see cref="DemoModel.CacheDirectory"/>.</summary>
+    public static Task<InfiniteEngine> LoadDemoAsync(InfiniteOptions? options = null,
+        IProgress<LoadProgress>? progress = null, CancellationToken cancellationToken = default)
+        => Task.Run(() => Load(DemoModel.EnsureWritten(progress), options ?? new InfiniteOptions(), progress),
+            cancellationToken);
+
+    private static InfiniteEngine Load(string path, InfiniteOptions options, IProgress<LoadProgress>? progress)
+    {
+        ModelFile file = ModelFile.Open(path, progress);
+        Device? device = null;
+        NativeExecutor? executor = null;
+        try
+        {
+            device = OpenDevice(options.Device);
+            var tokenizer = Infinite.Tokenization.Tokenizer.Create(file.Tokenizer);
+            SparseOptions? sparse = options.Sparse;
+            executor = new NativeExecutor(file, new NativeExecutorOptions
+            {
+                KvType = options.KvType,
+                PageSize = options.PageSize,
+                KvMemoryBytes = options.KvMemoryBytes,
+                SelectionSlots = sparse is null ? 0 : options.MaxRunningRequests,
+                MaxBudgetTokens = Math.Max(options.PageSize, sparse?.BudgetTokens ?? options.PageSize),
+                Progress = progress is null ? null : progress.Report,
+            }, device);
+            var engine = new InferenceEngine(executor, tokenizer, new EngineOptions
+            {
+                MaxBatchTokens = options.MaxBatchTokens,
+                MaxRunningRequests = options.MaxRunningRequests,
+                MaxQueuedRequests = options.MaxQueuedRequests,
+                MaxContext = options.MaxContext,
+                Sparse = sparse,
+            });
+            return new InfiniteEngine(file, device, executor, engine, tokenizer, options);
+        }
+        catch
+        {
+            executor?.Dispose();
+            device?.Dispose();
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>"cpu", "cuda", "cuda:1".</summary>
+    internal static Device OpenDevice(string spec)
+    {
+        string[] parts = spec.Trim().ToLowerInvariant().Split(':');
+        DeviceKind kind = parts[0] switch
+        {
+            "cpu" => DeviceKind.Cpu,
+            "cuda" or "gpu" => DeviceKind.Cuda,
+            _ => throw new ArgumentException($"unknown device '{spec}': use cpu, cuda or cuda:N"),
+        };
+        int ordinal = 0;
+        if (parts.Length > 2 || (parts.Length == 2 && !int.TryParse(parts[1], out ordinal)) || ordinal < 0)
+        {
+            throw new ArgumentException($"bad device '{spec}': use cpu, cuda or cuda:N");
+        }
+        return Device.Open(kind, ordinal);
+    }
+
+    /// <summary>Streams the completion of <paramref name="request"/>.</summary>
+    public IAsyncEnumerable<GeneratedToken> GenerateAsync(GenerationRequest request,
+        CancellationToken cancellationToken = default) => Engine.GenerateAsync(request, cancellationToken);
+
+    /// <summary>Streams a completion of <paramref name="prompt"/> (BOS added where the model wants it).</summary>
+    public IAsyncEnumerable<GeneratedToken> GenerateAsync(string prompt, int maxTokens = 256,
+        SamplingOptions? sampling = null, CancellationToken cancellationToken = default)
+        => Engine.GenerateAsync(new GenerationRequest
+        {
+            Prompt = prompt,
+            MaxTokens = maxTokens,
+            Sampling = sampling ?? new SamplingOptions(),
+        }, cancellationToken);
+
+    /// <summary>Streams the assistant's reply to <paramref name="messages"/>, rendered with the model's chat template.</summary>
+    public IAsyncEnumerable<GeneratedToken> ChatAsync(IReadOnlyList<ChatMessage> messages, int maxTokens = 256,
+        SamplingOptions? sampling = null, IReadOnlyList<string>? stop = null, CancellationToken cancellationToken = default)
+        => Engine.GenerateAsync(ChatRequest(messages, maxTokens, sampling, stop), cancellationToken);
+
+    /// <summary>The request that asks for the assistant's reply to <paramref name="messages"/>.</summary>
+    public GenerationRequest ChatRequest(IReadOnlyList<ChatMessage> messages, int? maxTokens = null,
+        SamplingOptions? sampling = null, IReadOnlyList<string>? stop = null)
+    {
+        string text = ChatTemplate.Render(messages, addGenerationPrompt: true);
+        return new GenerationRequest
+        {
+            PromptTokens = Tokenizer.Encode(text, addBos: !ChatTemplate.WritesBos, parseSpecial: true),
+            MaxTokens = maxTokens,
+            Sampling = sampling ?? new SamplingOptions(),
+            Stop = stop,
+        };
+    }
+
+    /// <summary>Generates the whole completion of <paramref name="request"/>.</summary>
+    public Task<GenerationResult> CompleteAsync(GenerationRequest request, CancellationToken cancellationToken = default)
+        => Engine.CompleteAsync(request, cancellationToken);
+
+    /// <summary>Stops the engine (cancelling in-flight requests), then frees the KV cache, the weights and the file.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await Engine.DisposeAsync().ConfigureAwait(false);
+        _executor.Dispose();
+        _device.Dispose();
+        _file.Dispose();
+    }
+}
