@@ -34,9 +34,10 @@ internal static class BenchCommand
                 int[] prefillList = ParseList(result.GetValue(prefill)!, "--prefill-contexts");
                 int stepCount = result.GetValue(steps);
                 string? jsonPath = result.GetValue(json);
-                TextWriter table = jsonPath == "-" ? TextWriter.Null : Console.Out;
+                TextWriter output = result.InvocationConfiguration.Output;
+                TextWriter table = jsonPath == "-" ? TextWriter.Null : output;
                 int chunkTokens = result.GetValue(chunk);
-                await using InfiniteEngine engine = await ModelLoading.LoadAsync(result, flags, Console.Error, chunkTokens,
+                await using InfiniteEngine engine = await ModelLoading.LoadAsync(result, flags, result.InvocationConfiguration.Error, chunkTokens,
                     Math.Max(1, batchList.Max()), cancellationToken).ConfigureAwait(false);
                 var bench = new ModelBenchmark(engine.Executor);
                 SparseOptions? sparse = engine.Options.Sparse;
@@ -73,7 +74,7 @@ internal static class BenchCommand
                     }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
                     if (jsonPath == "-")
                     {
-                        Console.Out.WriteLine(text);
+                        output.WriteLine(text);
                     }
                     else
                     {
@@ -84,7 +85,7 @@ internal static class BenchCommand
             }
             catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or Native.InfiniteException)
             {
-                Console.Error.WriteLine($"error: {e.Message}");
+                result.InvocationConfiguration.Error.WriteLine($"error: {e.Message}");
                 return 1;
             }
         });

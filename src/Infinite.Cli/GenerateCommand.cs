@@ -41,7 +41,7 @@ internal static class GenerateCommand
                 RepetitionPenalty = result.GetValue(repetition),
                 Seed = result.GetValue(seed),
             };
-            return await RunAsync(result, flags, Console.Out, Console.Error, cancellationToken, engine =>
+            return await RunAsync(result, flags, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error, cancellationToken, engine =>
             {
                 string text = result.GetValue(prompt)!;
                 string[]? stops = result.GetValue(stop) is { Length: > 0 } s ? s : null;

@@ -9,7 +9,7 @@ internal static class ModelLoading
     public static async Task<InfiniteEngine> LoadAsync(ParseResult result, ModelOptions flags, TextWriter status,
         int maxBatchTokens, int maxRunningRequests, CancellationToken cancellationToken)
     {
-        var progress = new ProgressLine(status);
+        var progress = new ProgressLine(status, rewrite: ReferenceEquals(status, Console.Error) && !Console.IsErrorRedirected);
         string? model = result.GetValue(flags.Model);
         if (model is null)
         {
@@ -34,8 +34,8 @@ internal static class ModelLoading
         return engine;
     }
 
-    /// <summary>One rewritten stderr line per stage ("weights 45%").</summary>
-    private sealed class ProgressLine(TextWriter output) : IProgress<LoadProgress>
+    /// <summary>A rewritten line ("weights 45%") on a terminal; one line per finished stage otherwise.</summary>
+    private sealed class ProgressLine(TextWriter output, bool rewrite) : IProgress<LoadProgress>
     {
         private string _stage = "";
         private int _percent = -1;
@@ -49,12 +49,19 @@ internal static class ModelLoading
             }
             _stage = value.Stage;
             _percent = percent;
-            output.Write($"\r{value.Stage} {percent,3}%   ");
+            if (rewrite)
+            {
+                output.Write($"\r{value.Stage} {percent,3}%   ");
+            }
+            else if (percent == 100)
+            {
+                output.WriteLine($"{value.Stage}: done");
+            }
         }
 
         public void Finish()
         {
-            if (_percent >= 0)
+            if (rewrite && _percent >= 0)
             {
                 output.WriteLine();
             }
