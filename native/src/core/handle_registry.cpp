@@ -20,6 +20,7 @@ const char* handle_kind_name(HandleKind kind) noexcept {
         case HandleKind::device: return "device";
         case HandleKind::buffer: return "buffer";
         case HandleKind::page_pool: return "page pool";
+        case HandleKind::model: return "model";
     }
     return "unknown";
 }
@@ -40,6 +41,7 @@ std::uintptr_t HandleRegistry::add(HandleKind kind, std::shared_ptr<void> object
             counts_.buffer_bytes += bytes;
             break;
         case HandleKind::page_pool: ++counts_.page_pools; break;
+        case HandleKind::model: ++counts_.models; break;
     }
     return handle;
 }
@@ -77,6 +79,7 @@ std::shared_ptr<void> HandleRegistry::remove(std::uintptr_t handle, HandleKind k
             counts_.buffer_bytes -= entry.bytes;
             break;
         case HandleKind::page_pool: --counts_.page_pools; break;
+        case HandleKind::model: --counts_.models; break;
     }
     entries_.erase(handle);
     return object;

@@ -14,7 +14,7 @@
 
 namespace inf {
 
-enum class HandleKind : std::uint32_t { device = 1, buffer = 2, page_pool = 3 };
+enum class HandleKind : std::uint32_t { device = 1, buffer = 2, page_pool = 3, model = 4 };
 
 const char* handle_kind_name(HandleKind kind) noexcept;
 
@@ -23,6 +23,7 @@ struct LiveCounts {
     std::int64_t buffers = 0;
     std::uint64_t buffer_bytes = 0;
     std::int64_t page_pools = 0;
+    std::int64_t models = 0;
 };
 
 class HandleRegistry {

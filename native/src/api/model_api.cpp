@@ -1,0 +1,75 @@
+// Exports: Llama-family models (weights on a device) and their forward step over a page pool.
+// The model is a registry handle like a page pool; a step validates the whole plan (model/step_checks.h)
+// before it touches the pool.
+#include "api/batch_checks.h"
+#include "api/checks.h"
+#include "model/blas.h"
+#include "model/llama_model.h"
+#include "model/model_config.h"
+#include "model/step_checks.h"
+
+using namespace inf;
+
+namespace {
+
+std::shared_ptr<LlamaModel> find_model(const inf_model* handle, const char* argument) {
+    return find_handle<LlamaModel>(handle, HandleKind::model, argument);
+}
+
+}  // namespace
+
+extern "C" {
+
+INF_API inf_status inf_model_create(inf_device* device, const inf_model_config* config, const inf_tensor* tensors,
+                                    int32_t tensor_count, inf_progress_callback progress, void* user_data,
+                                    inf_model** out_model) {
+    return guard("inf_model_create", [&] {
+        if (out_model != nullptr) {
+            *out_model = nullptr;
+        }
+        auto owner = api::find_device(device, "device");
+        const inf_model_config shape = api::read_versioned(config, "config", "inf_model_config");
+        validate_model_config(shape);
+        api::require_pointer(out_model, "out_model");
+        if (owner->kind() != INF_DEVICE_KIND_CPU) {
+            fail(INF_STATUS_UNSUPPORTED, "model forward is not implemented on ", owner->label(), " yet");
+        }
+        blas::require();
+        auto model = std::make_shared<LlamaModel>(std::move(owner), shape, tensors, tensor_count, progress, user_data);
+        const std::uintptr_t handle = HandleRegistry::instance().add(HandleKind::model, std::move(model));
+        *out_model = reinterpret_cast<inf_model*>(handle);
+    });
+}
+
+INF_API inf_status inf_model_destroy(inf_model* model) {
+    return guard("inf_model_destroy", [&] {
+        if (model == nullptr) {
+            return;
+        }
+        HandleRegistry::instance().remove(reinterpret_cast<std::uintptr_t>(model), HandleKind::model, "model");
+    });
+}
+
+INF_API inf_status inf_model_bytes(const inf_model* model, uint64_t* out_bytes) {
+    return guard("inf_model_bytes", [&] {
+        const auto object = find_model(model, "model");
+        api::require_pointer(out_bytes, "out_bytes");
+        *out_bytes = object->bytes();
+    });
+}
+
+INF_API inf_status inf_model_step(inf_model* model, inf_page_pool* pool, const inf_step_plan* plan, float* logits) {
+    return guard("inf_model_step", [&] {
+        const auto object = find_model(model, "model");
+        const auto kv = api::find_pool(pool, "pool");
+        if (!kv->device().same_device(object->device())) {
+            fail(INF_STATUS_DEVICE_MISMATCH, "pool lives on ", kv->device().label(), " but the model on ",
+                 object->device().label());
+        }
+        const inf_step_plan p = api::read_versioned(plan, "plan", "inf_step_plan");
+        const StepShape shape = check_step(object->config(), *kv, p, logits);
+        object->step(*kv, p, shape, logits);
+    });
+}
+
+}  // extern "C"

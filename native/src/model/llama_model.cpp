@@ -1,0 +1,396 @@
+#include "model/llama_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+#include "core/status.h"
+#include "model/blas.h"
+#include "model/cpu_model_kernels.h"
+#include "model/model_config.h"
+#include "model/rope.h"
+#include "model/sparse_lists.h"
+
+namespace inf {
+
+namespace {
+
+// y[rows][out] = x[rows][in] * w^T (w is [out][in]) + beta * y.
+void linear(const float* x, std::int64_t rows, std::int64_t in, const float* w, std::int64_t out, float* y,
+            float beta = 0.0F) {
+    blas::linear(x, rows, in, w, out, y, beta);
+}
+
+// Copies the rows listed in rows from src (row width width) to dst, or back with scatter.
+void gather_rows(const float* src, const std::vector<std::int32_t>& rows, std::int64_t width, float* dst) {
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        std::memcpy(dst + static_cast<std::int64_t>(r) * width, src + std::int64_t{rows[r]} * width,
+                    static_cast<std::size_t>(width) * sizeof(float));
+    }
+}
+
+void scatter_rows(const float* src, const std::vector<std::int32_t>& rows, std::int64_t width, float* dst) {
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        std::memcpy(dst + std::int64_t{rows[r]} * width, src + static_cast<std::int64_t>(r) * width,
+                    static_cast<std::size_t>(width) * sizeof(float));
+    }
+}
+
+}  // namespace
+
+// Takes a workspace from the model's free list for one step.
+struct LlamaModel::Lease {
+    const LlamaModel& model;
+    std::unique_ptr<StepWorkspace> workspace;
+
+    explicit Lease(const LlamaModel& owner) : model(owner) {
+        std::lock_guard lock(model.workspace_mutex_);
+        if (!model.free_workspaces_.empty()) {
+            workspace = std::move(model.free_workspaces_.back());
+            model.free_workspaces_.pop_back();
+        }
+        if (!workspace) {
+            workspace = std::make_unique<StepWorkspace>();
+        }
+    }
+    ~Lease() {
+        std::lock_guard lock(model.workspace_mutex_);
+        model.free_workspaces_.push_back(std::move(workspace));
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+};
+
+LlamaModel::LlamaModel(std::shared_ptr<Device> device, const inf_model_config& config, const inf_tensor* tensors,
+                       std::int32_t tensor_count, inf_progress_callback progress, void* user_data)
+    : device_(std::move(device)),
+      config_(config),
+      weights_(config, tensors, tensor_count, progress, user_data),
+      inv_freq_(rope_inv_freq(config)) {}
+
+void LlamaModel::prepare_groups(StepWorkspace& ws, const PagePool& pool, const inf_step_plan& plan,
+                                const StepShape& shape) const {
+    const std::int32_t page_size = pool.config().page_size;
+    for (AttentionGroup& group : ws.groups) {
+        group.sequences.clear();
+    }
+    // Dense steps make one group; sparse steps split decode rows (group 0) from prefill chunks (group 1).
+    for (std::int32_t s = 0; s < plan.sequences; ++s) {
+        const bool decode = is_decode(plan, s);
+        ws.groups[shape.sparse && !decode ? 1 : 0].sequences.push_back(s);
+    }
+    for (int g = 0; g < 2; ++g) {
+        AttentionGroup& group = ws.groups[g];
+        group.decode = shape.sparse && g == 0;
+        group.all = static_cast<std::int32_t>(group.sequences.size()) == plan.sequences;
+        group.max_q = 0;
+        group.widest = 0;
+        for (const std::int32_t s : group.sequences) {
+            group.max_q = std::max(group.max_q, plan.q_starts[s + 1] - plan.q_starts[s]);
+            group.widest = std::max(group.widest, plan.page_starts[s + 1] - plan.page_starts[s]);
+        }
+        if (group.all || group.sequences.empty()) {
+            continue;
+        }
+        group.q_starts.assign(1, 0);
+        group.page_starts.assign(1, 0);
+        group.rows.clear();
+        group.positions.clear();
+        group.kv_lengths.clear();
+        group.page_ids.clear();
+        group.page_positions.clear();
+        for (const std::int32_t s : group.sequences) {
+            for (std::int32_t t = plan.q_starts[s]; t < plan.q_starts[s + 1]; ++t) {
+                group.rows.push_back(t);
+                group.positions.push_back(plan.positions[t]);
+            }
+            group.q_starts.push_back(static_cast<std::int32_t>(group.rows.size()));
+            group.kv_lengths.push_back(plan.kv_lengths[s]);
+            for (std::int32_t j = plan.page_starts[s]; j < plan.page_starts[s + 1]; ++j) {
+                group.page_ids.push_back(plan.page_ids[j]);
+                group.page_positions.push_back((j - plan.page_starts[s]) * page_size);
+            }
+            group.page_starts.push_back(static_cast<std::int32_t>(group.page_ids.size()));
+        }
+    }
+}
+
+void LlamaModel::prepare_selection(StepWorkspace& ws, std::int32_t page_size, const inf_step_plan& plan,
+                                   const StepShape& shape) const {
+    ws.select_sequences.clear();
+    ws.select_of_sequence.assign(static_cast<std::size_t>(plan.sequences), -1);
+    const inf_sparse_step& sp = shape.sparse_step;
+    ws.select_q_rows.clear();
+    ws.select_kv_lengths.clear();
+    ws.select_page_starts.assign(1, 0);
+    ws.select_page_ids.clear();
+    ws.select_page_positions.clear();
+    for (std::int32_t s = 0; s < plan.sequences; ++s) {
+        const bool reuse = sp.selection_store != nullptr && sp.reselect[s] == 0;
+        if (!needs_selection(plan, shape, s) || reuse) {
+            continue;
+        }
+        ws.select_of_sequence[static_cast<std::size_t>(s)] = static_cast<std::int32_t>(ws.select_sequences.size());
+        ws.select_sequences.push_back(s);
+        ws.select_q_rows.push_back(plan.q_starts[s]);
+        ws.select_kv_lengths.push_back(plan.kv_lengths[s]);
+        for (std::int32_t j = plan.page_starts[s]; j < plan.page_starts[s + 1]; ++j) {
+            ws.select_page_ids.push_back(plan.page_ids[j]);
+            ws.select_page_positions.push_back((j - plan.page_starts[s]) * page_size);
+        }
+        ws.select_page_starts.push_back(static_cast<std::int32_t>(ws.select_page_ids.size()));
+    }
+}
+
+void LlamaModel::select_pages(StepWorkspace& ws, const PagePool& pool, std::int32_t layer, const StepShape& shape) const {
+    const auto count = static_cast<std::int32_t>(ws.select_sequences.size());
+    if (count == 0) {
+        return;
+    }
+    const std::int64_t lists = std::int64_t{count} * shape.lists_per_sequence;
+    inf_page_select_params params{};
+    params.layer = pool.kv_layer(layer);
+    params.sequences = count;
+    params.q_heads = config_.q_heads;
+    params.q_dtype = INF_DTYPE_F32;
+    params.budget_pages = shape.budget_pages;
+    params.per_query_head = shape.sparse_step.per_query_head;
+    params.q = ws.q.data();
+    params.q_rows = ws.select_q_rows.data();
+    params.kv_lengths = ws.select_kv_lengths.data();
+    params.page_starts = ws.select_page_starts.data();
+    params.page_ids = ws.select_page_ids.data();
+    params.page_positions = ws.select_page_positions.data();
+    params.head_page_starts = grow(ws.select_starts, lists + 1);
+    params.head_page_indices = grow(ws.select_indices, lists * shape.budget_pages);
+    Backend& backend = device_->backend();
+    const std::uint64_t scratch = backend.page_select_workspace_bytes(device_->ordinal(), params);
+    params.workspace = grow(ws.select_scratch, static_cast<std::int64_t>(scratch / sizeof(float) + 1));
+    params.workspace_bytes = scratch;
+    backend.page_select(device_->ordinal(), params);
+
+    const inf_sparse_step& sp = shape.sparse_step;
+    if (sp.selection_store == nullptr) {
+        return;
+    }
+    const std::int64_t stride = 1 + shape.budget_pages;
+    for (std::int32_t i = 0; i < count; ++i) {
+        const std::int32_t s = ws.select_sequences[static_cast<std::size_t>(i)];
+        std::int32_t* slot = sp.selection_store + std::int64_t{sp.selection_slots[s]} * sp.slot_ints +
+                             std::int64_t{layer} * shape.lists_per_sequence * stride;
+        for (std::int32_t list = 0; list < shape.lists_per_sequence; ++list) {
+            const std::int64_t k = std::int64_t{i} * shape.lists_per_sequence + list;
+            const std::int32_t first = ws.select_starts[static_cast<std::size_t>(k)];
+            const std::int32_t end = ws.select_starts[static_cast<std::size_t>(k) + 1];
+            std::int32_t* out = slot + list * stride;
+            out[0] = end - first;
+            std::copy(ws.select_indices.begin() + first, ws.select_indices.begin() + end, out + 1);
+        }
+    }
+}
+
+void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool& pool, std::int32_t layer,
+                        const inf_step_plan& plan, const StepShape& shape) const {
+    if (group.sequences.empty()) {
+        return;
+    }
+    const std::int64_t qw = q_width(config_);
+    const std::int32_t kv_heads = config_.kv_heads;
+    inf_attention_params params{};
+    params.layer = pool.kv_layer(layer);
+    params.sequences = static_cast<std::int32_t>(group.sequences.size());
+    params.q_heads = config_.q_heads;
+    params.max_q = group.max_q;
+    params.max_entries = group.widest;
+    params.scale = 1.0F / std::sqrt(static_cast<float>(config_.head_dim));
+    params.q_dtype = INF_DTYPE_F32;
+    if (group.all) {
+        params.total_q = plan.tokens;
+        params.q = ws.q.data();
+        params.o = ws.attn.data();
+        params.lse = ws.lse.data();
+        params.q_starts = plan.q_starts;
+        params.q_positions = plan.positions;
+        params.kv_lengths = plan.kv_lengths;
+        params.page_starts = plan.page_starts;
+        params.page_ids = plan.page_ids;
+        params.page_positions = ws.page_positions.data();
+    } else {
+        const auto rows = static_cast<std::int64_t>(group.rows.size());
+        gather_rows(ws.q.data(), group.rows, qw, grow(group.q, rows * qw));
+        params.total_q = static_cast<std::int32_t>(rows);
+        params.q = group.q.data();
+        params.o = grow(group.o, rows * qw);
+        params.lse = grow(group.lse, rows * config_.q_heads);
+        params.q_starts = group.q_starts.data();
+        params.q_positions = group.positions.data();
+        params.kv_lengths = group.kv_lengths.data();
+        params.page_starts = group.page_starts.data();
+        params.page_ids = group.page_ids.data();
+        params.page_positions = group.page_positions.data();
+    }
+
+    const inf_sparse_step& sp = shape.sparse_step;
+    const std::int32_t* streaming = nullptr;
+    if (shape.sparse && sp.streaming_heads != nullptr) {
+        streaming = sp.streaming_heads + std::int64_t{layer} * kv_heads;
+        if (std::none_of(streaming, streaming + kv_heads, [](std::int32_t f) { return f != 0; })) {
+            streaming = nullptr;
+        }
+    }
+    const std::int32_t sink = group.decode ? sp.decode_sink_tokens : sp.prefill_sink_tokens;
+    const std::int32_t local = group.decode ? sp.decode_local_tokens : sp.prefill_local_tokens;
+    params.streaming_heads = streaming;
+    params.sink_tokens = streaming != nullptr ? sink : 0;
+    params.local_tokens = streaming != nullptr ? local : 0;
+
+    // Decode rows of a sparse step read per-head lists when a head is streaming or a sequence selects.
+    bool any_selection = false;
+    for (const std::int32_t s : group.sequences) {
+        any_selection = any_selection || needs_selection(plan, shape, s);
+    }
+    if (group.decode && (streaming != nullptr || any_selection)) {
+        const std::int32_t per_kv = sp.per_query_head != 0 && any_selection ? config_.q_heads / kv_heads : 1;
+        ws.head_starts.assign(1, 0);
+        ws.head_indices.clear();
+        std::int32_t longest = 0;
+        const std::int64_t stride = 1 + std::int64_t{shape.budget_pages};
+        for (const std::int32_t s : group.sequences) {
+            SequenceLists in;
+            in.kv_length = plan.kv_lengths[s];
+            in.page_size = pool.config().page_size;
+            in.lists = kv_heads * per_kv;
+            in.lists_per_kv_head = per_kv;
+            in.streaming = streaming;
+            in.sink_tokens = sink;
+            in.local_tokens = local;
+            if (needs_selection(plan, shape, s)) {
+                const std::int32_t fresh = ws.select_of_sequence[static_cast<std::size_t>(s)];
+                if (fresh >= 0) {
+                    in.selected = ws.select_indices.data();
+                    in.selected_starts = ws.select_starts.data() + std::int64_t{fresh} * shape.lists_per_sequence;
+                } else {
+                    in.selected = sp.selection_store + std::int64_t{sp.selection_slots[s]} * sp.slot_ints +
+                                  std::int64_t{layer} * shape.lists_per_sequence * stride;
+                    in.selected_stride = stride;
+                }
+            }
+            longest = std::max(longest, append_sequence_lists(in, ws.head_starts, ws.head_indices));
+        }
+        params.head_page_starts = ws.head_starts.data();
+        params.head_page_indices = ws.head_indices.data();
+        params.head_lists_per_query_head = per_kv > 1 || (sp.per_query_head != 0 && any_selection) ? 1 : 0;
+        params.max_entries = longest;
+    }
+
+    Backend& backend = device_->backend();
+    const std::uint64_t scratch = backend.attention_workspace_bytes(device_->ordinal(), params);
+    params.workspace = scratch == 0 ? nullptr : grow(ws.attention_scratch, static_cast<std::int64_t>(scratch / sizeof(float) + 1));
+    params.workspace_bytes = scratch;
+    backend.attention(device_->ordinal(), params);
+    if (!group.all) {
+        scatter_rows(group.o.data(), group.rows, qw, ws.attn.data());
+    }
+}
+
+void LlamaModel::step(PagePool& pool, const inf_step_plan& plan, const StepShape& shape, float* logits) const {
+    if (plan.tokens == 0) {
+        return;
+    }
+    StepProfile::Timer timer(profile_);
+    profile_.count_step();
+    Lease lease(*this);
+    StepWorkspace& ws = *lease.workspace;
+    const inf_model_config& c = config_;
+    const std::int64_t tokens = plan.tokens;
+    const std::int64_t dim = c.dim;
+    const std::int64_t qw = q_width(c);
+    const std::int64_t kw = kv_width(c);
+    const std::int64_t ffn = c.ffn_dim;
+    const std::int32_t page_size = pool.config().page_size;
+
+    float* x = grow(ws.x, tokens * dim);
+    float* xn = grow(ws.xn, tokens * dim);
+    float* q = grow(ws.q, tokens * qw);
+    float* k = grow(ws.k, tokens * kw);
+    float* v = grow(ws.v, tokens * kw);
+    float* attn = grow(ws.attn, tokens * qw);
+    grow(ws.lse, tokens * c.q_heads);
+    float* gate = grow(ws.gate, tokens * ffn);
+    float* up = grow(ws.up, tokens * ffn);
+    float* cos_table = grow(ws.rope_cos, tokens * c.head_dim / 2);
+    float* sin_table = grow(ws.rope_sin, tokens * c.head_dim / 2);
+    std::int32_t* pages = grow(ws.pages, tokens);
+    std::int32_t* slots = grow(ws.slots, tokens);
+    std::int32_t* page_positions = grow(ws.page_positions, plan.page_starts[plan.sequences]);
+
+    for (std::int32_t s = 0; s < plan.sequences; ++s) {
+        for (std::int32_t t = plan.q_starts[s]; t < plan.q_starts[s + 1]; ++t) {
+            pages[t] = plan.page_ids[plan.page_starts[s] + plan.positions[t] / page_size];
+            slots[t] = plan.positions[t] % page_size;
+        }
+        for (std::int32_t j = plan.page_starts[s]; j < plan.page_starts[s + 1]; ++j) {
+            page_positions[j] = (j - plan.page_starts[s]) * page_size;
+        }
+    }
+    const float* embedding = weights_.token_embedding();
+    for (std::int64_t t = 0; t < tokens; ++t) {
+        std::memcpy(x + t * dim, embedding + std::int64_t{plan.token_ids[t]} * dim, static_cast<std::size_t>(dim) * sizeof(float));
+    }
+    rope_tables(inv_freq_, plan.positions, plan.tokens, cos_table, sin_table);
+    prepare_groups(ws, pool, plan, shape);
+    if (shape.sparse) {
+        prepare_selection(ws, page_size, plan, shape);
+    }
+    const auto style = static_cast<inf_rope_style>(raw_enum(c.rope_style));
+    timer.lap(StepPhase::embed);
+
+    for (std::int32_t l = 0; l < c.layers; ++l) {
+        const LayerWeights& w = weights_.layer(l);
+        cpu::rms_norm(x, w.attn_norm, c.norm_eps, tokens, dim, xn);
+        timer.lap(StepPhase::norm);
+        linear(xn, tokens, dim, w.wq, qw, q);
+        linear(xn, tokens, dim, w.wk, kw, k);
+        linear(xn, tokens, dim, w.wv, kw, v);
+        timer.lap(StepPhase::qkv);
+        rope_apply(q, plan.tokens, c.q_heads, c.head_dim, style, cos_table, sin_table);
+        rope_apply(k, plan.tokens, c.kv_heads, c.head_dim, style, cos_table, sin_table);
+        timer.lap(StepPhase::rope);
+        pool.append(l, plan.tokens, pages, slots, k, v);
+        timer.lap(StepPhase::append);
+        if (shape.sparse) {
+            select_pages(ws, pool, l, shape);
+            timer.lap(StepPhase::select);
+        }
+        for (AttentionGroup& group : ws.groups) {
+            attend(ws, group, pool, l, plan, shape);
+        }
+        timer.lap(StepPhase::attention);
+        linear(attn, tokens, qw, w.wo, dim, x, 1.0F);  // beta 1: the residual add
+        timer.lap(StepPhase::output);
+        cpu::rms_norm(x, w.ffn_norm, c.norm_eps, tokens, dim, xn);
+        timer.lap(StepPhase::norm);
+        linear(xn, tokens, dim, w.gate, ffn, gate);
+        linear(xn, tokens, dim, w.up, ffn, up);
+        cpu::silu_mul(gate, up, tokens * ffn);
+        linear(gate, tokens, ffn, w.down, dim, x, 1.0F);
+        timer.lap(StepPhase::mlp);
+    }
+
+    if (plan.logit_rows == 0) {
+        return;
+    }
+    float* rows = grow(ws.head_rows, std::int64_t{plan.logit_rows} * dim);
+    for (std::int32_t r = 0; r < plan.logit_rows; ++r) {
+        std::memcpy(rows + std::int64_t{r} * dim, x + std::int64_t{plan.logit_tokens[r]} * dim,
+                    static_cast<std::size_t>(dim) * sizeof(float));
+    }
+    cpu::rms_norm(rows, weights_.output_norm(), c.norm_eps, plan.logit_rows, dim, rows);
+    linear(rows, plan.logit_rows, dim, weights_.lm_head(), c.vocab_size, logits);
+    timer.lap(StepPhase::head);
+}
+
+LlamaModel::~LlamaModel() { profile_.report(); }
+
+}  // namespace inf

@@ -1,0 +1,61 @@
+// The object behind inf_model: a Llama-family model's weights on one device and its forward step.
+//
+// A step runs the whole batch (prefill chunks and decodes mixed) layer by layer: RMSNorm, Q/K/V
+// projections (BLAS), RoPE, K/V appended to the page pool, one MicroAttention call per layer through the
+// backend (two for a sparse step that mixes decode rows and prefill chunks, which use different Λ
+// windows), output projection + residual, RMSNorm, SwiGLU MLP + residual; the final norm and LM head run
+// only for the logit rows. GEMMs use OpenBLAS's own threads; elementwise kernels and attention use the
+// library's thread pool; the two never nest.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/device.h"
+#include "infinite/infinite.h"
+#include "kv/page_pool.h"
+#include "model/model_weights.h"
+#include "model/step_checks.h"
+#include "model/step_profile.h"
+#include "model/step_workspace.h"
+
+namespace inf {
+
+class LlamaModel {
+public:
+    // config must be valid (validate_model_config); the tensors are checked here.
+    LlamaModel(std::shared_ptr<Device> device, const inf_model_config& config, const inf_tensor* tensors,
+               std::int32_t tensor_count, inf_progress_callback progress, void* user_data);
+    ~LlamaModel();
+    LlamaModel(const LlamaModel&) = delete;
+    LlamaModel& operator=(const LlamaModel&) = delete;
+
+    const Device& device() const noexcept { return *device_; }
+    const inf_model_config& config() const noexcept { return config_; }
+    std::uint64_t bytes() const noexcept { return weights_.owned_bytes(); }
+
+    // One step; plan and shape come from check_step. logits: [logit_rows][vocab_size].
+    void step(PagePool& pool, const inf_step_plan& plan, const StepShape& shape, float* logits) const;
+
+private:
+    struct Lease;
+    void prepare_groups(StepWorkspace& ws, const PagePool& pool, const inf_step_plan& plan, const StepShape& shape) const;
+    void prepare_selection(StepWorkspace& ws, std::int32_t page_size, const inf_step_plan& plan,
+                           const StepShape& shape) const;
+    void select_pages(StepWorkspace& ws, const PagePool& pool, std::int32_t layer, const StepShape& shape) const;
+    void attend(StepWorkspace& ws, AttentionGroup& group, const PagePool& pool, std::int32_t layer,
+                const inf_step_plan& plan, const StepShape& shape) const;
+
+    std::shared_ptr<Device> device_;
+    inf_model_config config_;
+    ModelWeights weights_;
+    std::vector<double> inv_freq_;
+    mutable StepProfile profile_;
+
+    mutable std::mutex workspace_mutex_;
+    mutable std::vector<std::unique_ptr<StepWorkspace>> free_workspaces_;
+};
+
+}  // namespace inf

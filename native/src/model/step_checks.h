@@ -1,0 +1,38 @@
+// Validation of one inf_model_step call: the plan's arrays against the model and the pool, and the
+// sparse fields (Λ windows, budget, reusable selection slots). Everything the step will index is
+// checked here, before any work, so a failed call leaves the pool untouched.
+#pragma once
+
+#include <cstdint>
+
+#include "infinite/infinite.h"
+#include "kv/page_pool.h"
+
+namespace inf {
+
+// What the checks learned and the step needs.
+struct StepShape {
+    bool sparse = false;
+    inf_sparse_step sparse_step{};  // zero when !sparse
+    std::int32_t budget_pages = 0;        // max(1, budget_tokens / page_size) when budget_tokens > 0
+    std::int32_t lists_per_sequence = 0;  // kv_heads, or q_heads with per_query_head
+    std::int64_t slot_ints = 0;           // ints one selection slot needs (see selection_slot_ints)
+};
+
+// A decode row: a sequence that feeds exactly one token this step.
+inline bool is_decode(const inf_step_plan& plan, std::int32_t s) noexcept {
+    return plan.q_starts[s + 1] - plan.q_starts[s] == 1;
+}
+
+// Whether sequence s reads selected pages on its retrieval heads this step.
+bool needs_selection(const inf_step_plan& plan, const StepShape& shape, std::int32_t s) noexcept;
+
+// Ints of one selection slot: for every layer and list, a count then budget_pages entry indices:
+// layers * lists_per_sequence * (1 + budget_pages).
+std::int64_t selection_slot_ints(std::int32_t layers, std::int32_t lists_per_sequence, std::int32_t budget_pages) noexcept;
+
+// Throws inf::Error naming the first bad field as "plan-><field>" (or "plan->sparse-><field>").
+StepShape check_step(const inf_model_config& model, const PagePool& pool, const inf_step_plan& plan,
+                     const float* logits);
+
+}  // namespace inf

@@ -1,0 +1,44 @@
+// Activations and index arrays of one step on the CPU. A model keeps a free list of these (see
+// LlamaModel): a step leases one, so concurrent steps never share one, and arrays only grow, so a step no
+// bigger than an earlier one allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace inf {
+
+// Makes v hold at least n elements without ever shrinking it; returns its data.
+template <class T>
+T* grow(std::vector<T>& v, std::int64_t n) {
+    if (v.size() < static_cast<std::size_t>(n)) {
+        v.resize(static_cast<std::size_t>(n));
+    }
+    return v.data();
+}
+
+// The sequences of one attention call: all of the step's (the plan's arrays are used as they are) or a
+// subset (decode rows or prefill chunks of a sparse step), whose arrays are compacted here.
+struct AttentionGroup {
+    bool all = false;
+    bool decode = false;
+    std::vector<std::int32_t> sequences;  // step sequence of each group sequence
+    std::vector<std::int32_t> rows;       // step token of each group row
+    std::vector<std::int32_t> q_starts, positions, kv_lengths, page_starts, page_ids, page_positions;
+    std::vector<float> q, o, lse;  // gathered rows (subset groups only)
+    std::int32_t max_q = 0;
+    std::int32_t widest = 0;  // most entries of one sequence
+};
+
+struct StepWorkspace {
+    std::vector<float> x, xn, q, k, v, attn, lse, gate, up, rope_cos, rope_sin, head_rows;
+    std::vector<std::int32_t> pages, slots, page_positions;
+    AttentionGroup groups[2];
+    std::vector<std::int32_t> head_starts, head_indices;
+    // Fresh page selection of this step: the sequences, their compacted tables, the kernel's output.
+    std::vector<std::int32_t> select_sequences, select_of_sequence, select_q_rows, select_kv_lengths, select_page_starts,
+        select_page_ids, select_page_positions, select_starts, select_indices;
+    std::vector<float> attention_scratch, select_scratch;
+};
+
+}  // namespace inf
