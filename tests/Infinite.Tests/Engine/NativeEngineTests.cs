@@ -62,7 +62,7 @@ public sealed class NativeEngineTests : IDisposable
         return outputs;
     }
 
-    [NativeModelFact]
+    [Fact]
     public async Task Greedy_output_is_the_same_whatever_the_batch_composition_chunk_size_and_page_size()
     {
         var baseline = new InfiniteOptions { KvType = DataType.F32, PageSize = 64, KvMemoryBytes = 16 << 20, MaxBatchTokens = 2048 };
@@ -73,7 +73,7 @@ public sealed class NativeEngineTests : IDisposable
         Assert.Equal(alone, await GreedyAsync(baseline with { PageSize = 16, MaxBatchTokens = 33 }, concurrent: true));
     }
 
-    [NativeModelFact]
+    [Fact]
     public async Task Preemption_under_a_small_kv_cache_keeps_greedy_outputs()
     {
         var roomy = new InfiniteOptions { KvType = DataType.F32, PageSize = 16, KvMemoryBytes = 16 << 20 };
@@ -85,7 +85,7 @@ public sealed class NativeEngineTests : IDisposable
         Assert.True(_preemptions > 0, "the tight cache never preempted: the test lost its point");
     }
 
-    [NativeModelFact]
+    [Fact]
     public async Task Streamed_text_equals_the_decoded_tokens()
     {
         await using InfiniteEngine engine = await InfiniteEngine.LoadAsync(_model,

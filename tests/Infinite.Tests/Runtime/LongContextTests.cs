@@ -13,7 +13,7 @@ public sealed class LongContextTests
     private const int Context = 128 * 1024;
     private const int PageSize = 256;
 
-    [NativeModelFact]
+    [Fact]
     public void Decode_at_128K_tokens_matches_the_float64_reference()
     {
         LlamaConfig config = TestWeights.TinyConfig() with { ContextLength = Context, RopeTheta = 500000f };

@@ -22,7 +22,7 @@ public sealed class NativeExecutorTests
         { TensorType.F32, DataType.F16, RopeStyle.Half, RopeScalingKind.None, 1e-2 },
     };
 
-    [NativeModelTheory]
+    [Theory]
     [MemberData(nameof(Variants))]
     public void Native_logits_match_the_float64_reference(TensorType weightType, DataType kvType, RopeStyle style, RopeScalingKind scaling, double tolerance)
     {
@@ -56,7 +56,7 @@ public sealed class NativeExecutorTests
         }
     }
 
-    [NativeModelFact]
+    [Fact]
     public void Greedy_decoding_picks_the_same_tokens_as_the_reference()
     {
         using var weights = TestWeights.Random(TestWeights.TinyConfig(tied: true), seed: 31);
@@ -66,7 +66,7 @@ public sealed class NativeExecutorTests
         Assert.Equal(Greedy(reference, prompt), Greedy(native, prompt));
     }
 
-    [NativeModelFact]
+    [Fact]
     public void A_kv_memory_budget_sizes_the_pool()
     {
         using var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 41);
@@ -80,7 +80,7 @@ public sealed class NativeExecutorTests
         Assert.Throws<ArgumentException>(() => new NativeExecutor(weights, new NativeExecutorOptions { PageCount = 4, KvMemoryBytes = tenPages }));
     }
 
-    [NativeModelFact]
+    [Fact]
     public void Bad_plan_values_surface_as_native_errors_that_name_the_field()
     {
         using var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 51);
@@ -113,7 +113,7 @@ public sealed class NativeExecutorTests
         Assert.Contains("PageStarts ends at 2 but PageIds has 1", Assert.Throws<ArgumentException>(() => native.Step(shortPages, logits)).Message);
     }
 
-    [NativeModelFact]
+    [Fact]
     public void A_wrong_tensor_shape_is_named_by_the_native_loader()
     {
         using var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 61);
@@ -123,7 +123,7 @@ public sealed class NativeExecutorTests
         Assert.Contains("shape", error.NativeMessage);
     }
 
-    [NativeModelFact]
+    [Fact]
     public void Load_progress_increases_to_the_total_bytes_of_weights()
     {
         using var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 71, TensorType.F16);
@@ -142,7 +142,7 @@ public sealed class NativeExecutorTests
         Assert.Equal(converted, native.Model.Bytes);
     }
 
-    [NativeModelFact]
+    [Fact]
     public void A_throwing_progress_callback_fails_the_load_without_crashing()
     {
         using var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 72);
@@ -151,7 +151,7 @@ public sealed class NativeExecutorTests
         Assert.IsType<FormatException>(error.InnerException);
     }
 
-    [NativeModelFact]
+    [Fact]
     public void A_sparse_step_without_streaming_heads_or_selection_equals_the_dense_step()
     {
         using var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 81);
@@ -183,7 +183,7 @@ public sealed class NativeExecutorTests
         Assert.Contains("SelectionSlots[0] = 2 is outside [0, 2)", Assert.Throws<ArgumentException>(() => StepPlans.Run(sparse, outside)).Message);
     }
 
-    [NativeModelFact]
+    [Fact]
     public void The_weight_source_is_disposed_only_when_the_executor_owns_it()
     {
         var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 111);

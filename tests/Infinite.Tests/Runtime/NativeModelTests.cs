@@ -7,7 +7,7 @@ namespace Infinite.Tests.Runtime;
 /// <summary>The binding-level model: lifetime of its handle and errors of <c>inf_model_create</c>.</summary>
 public sealed class NativeModelTests
 {
-    [NativeModelFact]
+    [Fact]
     public void The_model_keeps_its_device_alive_and_disposes_once()
     {
         using var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 91);
@@ -32,7 +32,7 @@ public sealed class NativeModelTests
         Assert.Throws<ObjectDisposedException>(() => model.Bytes);
     }
 
-    [NativeModelFact]
+    [Fact]
     public void Missing_and_extra_tensors_are_named()
     {
         using var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 92);

@@ -19,7 +19,7 @@ public sealed class NativeSparseStepTests
     // transposed layout would show).
     private static readonly bool[] Streaming = [false, true, false, true];
 
-    [NativeModelTheory]
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void Streaming_heads_and_page_selection_match_the_masked_reference(bool reselectSecondDecode)
