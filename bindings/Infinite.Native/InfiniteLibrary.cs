@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace Infinite.Native;
 
 /// <summary>Counts of live native objects, for leak checks.</summary>
-public readonly record struct LiveObjects(long Devices, long Buffers, ulong BufferBytes, long PagePools);
+public readonly record struct LiveObjects(long Devices, long Buffers, ulong BufferBytes, long PagePools, long Models);
 
 /// <summary>Facts about the loaded native library.</summary>
 public static class InfiniteLibrary
@@ -25,7 +25,7 @@ public static class InfiniteLibrary
     {
         var counts = new inf_live_objects { size = (uint)sizeof(inf_live_objects) };
         NativeStatus.Check(NativeMethods.inf_get_live_objects(&counts));
-        return new LiveObjects(counts.devices, counts.buffers, counts.buffer_bytes, counts.page_pools);
+        return new LiveObjects(counts.devices, counts.buffers, counts.buffer_bytes, counts.page_pools, counts.models);
     }
 
     /// <summary>The name of a status code, e.g. INF_STATUS_OUT_OF_RANGE.</summary>

@@ -1,12 +1,14 @@
 // LServe-style sparse attention through the C ABI (inf_page_select / inf_attention_run), CPU:
 //   sparse/recall/ctx:N       needle retrieval at the attention level: 100 needles (one key aligned with
 //                             its query, per KV head) among random keys; fraction whose page the selector
-//                             keeps at budget 4096, hierarchical (logical 16 in physical 64) vs flat (64 in
-//                             64). 2 KV heads x 128 dims, bf16. Target: >= 99% hierarchical at 128K.
+//                             keeps at budget 4096, hierarchical (logical 16 in physical 64) with float32,
+//                             bfloat16 and int8 summaries, vs flat (64 in 64, float32). 2 KV heads x 128
+//                             dims, bf16. Target: >= 99% hierarchical at 128K.
 //   sparse/decode/ctx:N/batch:B  dense vs sparse decode (budget 4096, per-query-head selection), the
 //                             selector's cost alone and amortised over R = 4 steps of reuse, and the
 //                             relative output error of sparse vs dense on structured attention (a few heavy
-//                             keys per head plus noise). 32 q / 8 KV heads x 128, bf16 (1M: 8 q / 2 KV).
+//                             keys per head plus noise), for summaries of 32, 16 and 8 bits (one pool each).
+//                             32 q / 8 KV heads x 128, bf16 (1M: 8 q / 2 KV).
 //                             Targets at 128K: sparse >= 10x faster; selector / 4 <= 25% of sparse attention.
 //   sparse/prefill/ctx:N      a chunk of query rows at the end of the context, dense vs Λ-sparse with half
 //                             the KV heads streaming (sink 128 + local 4096), each side run 5 times
@@ -20,6 +22,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <random>
@@ -91,12 +94,18 @@ struct Plant {
     std::vector<float> key;
 };
 
-// Creates pools (one per logical page size) holding context tokens of random keys (noise * N(0,1))
-// and values (U(-1,1)), with the planted keys, all in pages 0.. in order.
-bool build(std::vector<std::unique_ptr<Pool>>& pools, const std::vector<int>& logical, int kv_heads, int context,
+// A pool's summary shape: logical page size and summary_bits.
+struct Shape {
+    int logical;
+    int bits;
+};
+
+// Creates pools (one per shape) holding context tokens of random keys (noise * N(0,1)) and values
+// (U(-1,1)), with the planted keys, all in pages 0.. in order.
+bool build(std::vector<std::unique_ptr<Pool>>& pools, const std::vector<Shape>& shapes, int kv_heads, int context,
            float noise, const std::vector<Plant>& plants, std::uint64_t seed, std::string* error) {
     const int pages = context / kPage;
-    for (const int lps : logical) {
+    for (const Shape& shape : shapes) {
         auto pool = std::make_unique<Pool>();
         inf_page_pool_config config{};
         config.size = sizeof config;
@@ -106,7 +115,8 @@ bool build(std::vector<std::unique_ptr<Pool>>& pools, const std::vector<int>& lo
         config.head_dim = kDim;
         config.page_size = kPage;
         config.pages = pages;
-        config.logical_page_size = lps;
+        config.logical_page_size = shape.logical;
+        config.summary_bits = shape.bits;
         if (inf_page_pool_create(cpu(), &config, &pool->pool) != INF_STATUS_OK) {
             *error = inf_last_error();
             return false;
@@ -147,9 +157,13 @@ bool build(std::vector<std::unique_ptr<Pool>>& pools, const std::vector<int>& lo
     return true;
 }
 
-double pool_bytes(int kv_heads, int context, int lps) {
-    return static_cast<double>(context) * kv_heads * kDim * (2.0 * 2 + 2.0 * 4 / lps);
+double pool_bytes(int kv_heads, int context, Shape shape) {
+    return static_cast<double>(context) * kv_heads * kDim * (2.0 * 2 + 2.0 * (shape.bits / 8) / shape.logical);
 }
+
+// The summary widths every selector row runs at, and their names.
+constexpr int kWidths[] = {32, 16, 8};
+const char* width_name(int bits) { return bits == 32 ? "f32" : bits == 16 ? "bf16" : "int8"; }
 
 std::vector<std::int32_t> iota_table(int entries) {
     std::vector<std::int32_t> ids(static_cast<std::size_t>(entries));
@@ -162,7 +176,10 @@ std::vector<std::int32_t> iota_table(int entries) {
 void bench_recall(benchmark::State& state, int context) {
     constexpr int kKv = 2;
     constexpr int kNeedles = 100;
-    const double bytes = pool_bytes(kKv, context, 16) + pool_bytes(kKv, context, 64);
+    // Pools: hierarchical at each width (0 .. 2), then flat float32 (3).
+    const std::vector<Shape> shapes = {{16, 32}, {16, 16}, {16, 8}, {64, 32}};
+    double bytes = 0;
+    for (const Shape& shape : shapes) bytes += pool_bytes(kKv, context, shape);
     if (bytes > kMemoryCap) {
         state.SkipWithError("pools exceed ~12 GiB: skipped");
         note("recall ctx " + std::to_string(context) + ": skipped (pools exceed ~12 GiB)");
@@ -195,7 +212,7 @@ void bench_recall(benchmark::State& state, int context) {
     std::vector<std::unique_ptr<Pool>> pools;
     std::string error;
     const double t0 = now();
-    if (!build(pools, {16, 64}, kKv, context, 1.0F, plants, 99, &error)) {
+    if (!build(pools, shapes, kKv, context, 1.0F, plants, 99, &error)) {
         state.SkipWithError(error.c_str());
         return;
     }
@@ -225,10 +242,10 @@ void bench_recall(benchmark::State& state, int context) {
     sel.page_ids = page_ids.data();
     const std::int64_t capacity = static_cast<std::int64_t>(kNeedles) * kKv * (kBudget / kPage);
     std::vector<std::int32_t> starts(static_cast<std::size_t>(kNeedles * kKv + 1)), indices(static_cast<std::size_t>(capacity));
-    double recall[2] = {0, 0};
+    double recall[4] = {0, 0, 0, 0};
     for (auto _ : state) {
-        for (int which = 0; which < 2; ++which) {
-            if (!ok(inf_page_select(pools[static_cast<std::size_t>(which)]->pool, 0, &sel, qb, starts.data(), indices.data(), capacity),
+        for (std::size_t which = 0; which < pools.size(); ++which) {
+            if (!ok(inf_page_select(pools[which]->pool, 0, &sel, qb, starts.data(), indices.data(), capacity),
                     state, "inf_page_select")) {
                 inf_buffer_destroy(qb);
                 return;
@@ -247,11 +264,16 @@ void bench_recall(benchmark::State& state, int context) {
     }
     inf_buffer_destroy(qb);
     state.counters["recall_hier_pct"] = recall[0];
-    state.counters["recall_flat_pct"] = recall[1];
+    state.counters["recall_hier_bf16_pct"] = recall[1];
+    state.counters["recall_hier_int8_pct"] = recall[2];
+    state.counters["recall_flat_pct"] = recall[3];
     state.counters["fill_s"] = fill_s;
-    char line[256];
-    std::snprintf(line, sizeof line, "recall   ctx %7d: hierarchical (16 in 64) %5.1f%%, flat (64 in 64) %5.1f%%  [target >= 99%% hierarchical at 128K]%s",
-                  context, recall[0], recall[1], context == 131072 ? (recall[0] >= 99.0 ? " MET" : " MISSED") : "");
+    const bool met = recall[0] >= 99.0 && recall[1] >= 99.0 && recall[2] >= 99.0;
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  "recall   ctx %7d: hierarchical (16 in 64) f32 %5.1f%%, bf16 %5.1f%%, int8 %5.1f%%; flat (64 in 64) %5.1f%%"
+                  "  [target >= 99%% hierarchical at 128K]%s",
+                  context, recall[0], recall[1], recall[2], recall[3], context == 131072 ? (met ? " MET" : " MISSED") : "");
     note(line);
 }
 
@@ -302,7 +324,9 @@ DecodeSetup& decode_setup(int context, Model model) {
             plants.push_back(std::move(plant));
         }
     }
-    build(setup->pools, {16}, model.kv_heads, context, 0.5F, plants, 3, &setup->error);
+    std::vector<Shape> shapes;
+    for (const int bits : kWidths) shapes.push_back({16, bits});
+    build(setup->pools, shapes, model.kv_heads, context, 0.5F, plants, 3, &setup->error);
     return *setup;
 }
 
@@ -346,10 +370,11 @@ double relative_error(const std::vector<float>& a, const std::vector<float>& ref
 }
 
 void bench_decode(benchmark::State& state, int context, int batch, Model model) {
-    const double bytes = pool_bytes(model.kv_heads, context, 16);
+    double bytes = 0;
+    for (const int bits : kWidths) bytes += pool_bytes(model.kv_heads, context, Shape{16, bits});
     if (bytes > kMemoryCap) {
-        state.SkipWithError("pool exceeds ~12 GiB: skipped");
-        note("decode   ctx " + std::to_string(context) + ": skipped (pool exceeds ~12 GiB)");
+        state.SkipWithError("pools exceed ~12 GiB: skipped");
+        note("decode   ctx " + std::to_string(context) + ": skipped (pools exceed ~12 GiB)");
         return;
     }
     DecodeSetup& setup = decode_setup(context, model);
@@ -357,7 +382,7 @@ void bench_decode(benchmark::State& state, int context, int batch, Model model) 
         state.SkipWithError(setup.error.c_str());
         return;
     }
-    inf_page_pool* pool = setup.pools[0]->pool;
+    inf_page_pool* pool = setup.pools[0]->pool;  // float32 summaries; K and V are the same in every pool
     const int entries = context / kPage;
     const std::vector<std::int32_t> ids = iota_table(entries);
     // batch sequences over the same pages (reads still come from DRAM: the pool is far beyond the LLC).
@@ -394,58 +419,79 @@ void bench_decode(benchmark::State& state, int context, int batch, Model model) 
     sel.page_starts = page_starts.data();
     sel.page_ids = page_ids.data();
     const std::int64_t capacity = static_cast<std::int64_t>(batch) * model.q_heads * (kBudget / kPage);
-    std::vector<std::int32_t> starts[2], indices[2];
-    double select_s[2] = {0, 0};
-    Run sparse_run[2];
+    // Per width w (kWidths[w]) and list mode (0: per KV head, 1: per query head): selection time, the
+    // sparse attention over that selection, and its output.
+    constexpr int kW = static_cast<int>(std::size(kWidths));
+    std::vector<std::int32_t> starts, indices;
+    double select_s[kW][2] = {};
+    Run sparse_run[kW][2];
     Run dense_run{};
     const int reps_dense = context >= 131072 ? 3 : 8;
     for (auto _ : state) {
         dense_run = attend(pool, dense, qb, batch, model.q_heads, reps_dense, state);
-        for (int per_q = 0; per_q < 2; ++per_q) {
-            sel.per_query_head = per_q;
-            starts[per_q].assign(static_cast<std::size_t>(batch * (per_q ? model.q_heads : model.kv_heads) + 1), 0);
-            indices[per_q].assign(static_cast<std::size_t>(capacity), 0);
-            inf_page_select(pool, 0, &sel, qb, starts[per_q].data(), indices[per_q].data(), capacity);  // warm-up
-            const int reps = 20;
-            const double t0 = now();
-            for (int i = 0; i < reps; ++i) {
-                if (!ok(inf_page_select(pool, 0, &sel, qb, starts[per_q].data(), indices[per_q].data(), capacity), state,
-                        "inf_page_select")) {
-                    inf_buffer_destroy(qb);
-                    return;
+        for (int w = 0; w < kW; ++w) {
+            inf_page_pool* summaries = setup.pools[static_cast<std::size_t>(w)]->pool;
+            for (int per_q = 0; per_q < 2; ++per_q) {
+                sel.per_query_head = per_q;
+                starts.assign(static_cast<std::size_t>(batch * (per_q ? model.q_heads : model.kv_heads) + 1), 0);
+                indices.assign(static_cast<std::size_t>(capacity), 0);
+                inf_page_select(summaries, 0, &sel, qb, starts.data(), indices.data(), capacity);  // warm-up
+                const int reps = 20;
+                const double t0 = now();
+                for (int i = 0; i < reps; ++i) {
+                    if (!ok(inf_page_select(summaries, 0, &sel, qb, starts.data(), indices.data(), capacity), state,
+                            "inf_page_select")) {
+                        inf_buffer_destroy(qb);
+                        return;
+                    }
                 }
+                select_s[w][per_q] = (now() - t0) / reps;
+                inf_attention_batch sparse = dense;
+                sparse.head_page_starts = starts.data();
+                sparse.head_page_indices = indices.data();
+                sparse.head_lists_per_query_head = per_q;
+                sparse_run[w][per_q] = attend(pool, sparse, qb, batch, model.q_heads, 20, state);
             }
-            select_s[per_q] = (now() - t0) / reps;
-            inf_attention_batch sparse = dense;
-            sparse.head_page_starts = starts[per_q].data();
-            sparse.head_page_indices = indices[per_q].data();
-            sparse.head_lists_per_query_head = per_q;
-            sparse_run[per_q] = attend(pool, sparse, qb, batch, model.q_heads, 20, state);
         }
     }
     inf_buffer_destroy(qb);
-    const double speedup = dense_run.seconds / sparse_run[1].seconds;
-    const double amortised = select_s[1] / kReuse / sparse_run[1].seconds;
-    state.counters["dense_ms"] = dense_run.seconds * 1e3;
-    state.counters["sparse_qh_ms"] = sparse_run[1].seconds * 1e3;
-    state.counters["sparse_kvh_ms"] = sparse_run[0].seconds * 1e3;
-    state.counters["select_qh_ms"] = select_s[1] * 1e3;
-    state.counters["select_kvh_ms"] = select_s[0] * 1e3;
-    state.counters["speedup_qh"] = speedup;
-    state.counters["select_R4_pct_of_sparse"] = 100.0 * amortised;
-    state.counters["rel_err_qh"] = relative_error(sparse_run[1].o, dense_run.o);
-    state.counters["rel_err_kvh"] = relative_error(sparse_run[0].o, dense_run.o);
-    char line[512];
-    std::snprintf(line, sizeof line,
-                  "decode   ctx %7d batch %d (%dq/%dkv): dense %8.3f ms | sparse per-q-head %7.3f ms (%5.1fx) [target >= 10x at 128K]%s"
-                  " | per-kv-head %7.3f ms (%5.1fx) | select q-head %6.3f ms, /R=4 = %5.1f%% of sparse [target <= 25%%]%s"
-                  " | kv-head select %6.3f ms | rel err q-head %.2e, kv-head %.2e",
-                  context, batch, model.q_heads, model.kv_heads, dense_run.seconds * 1e3, sparse_run[1].seconds * 1e3, speedup,
-                  context == 131072 ? (speedup >= 10 ? " MET" : " MISSED") : "", sparse_run[0].seconds * 1e3,
-                  dense_run.seconds / sparse_run[0].seconds, select_s[1] * 1e3, 100.0 * amortised,
-                  amortised <= 0.25 ? " MET" : " MISSED", select_s[0] * 1e3, relative_error(sparse_run[1].o, dense_run.o),
-                  relative_error(sparse_run[0].o, dense_run.o));
-    note(line);
+    for (int w = 0; w < kW; ++w) {
+        const std::string suffix = kWidths[w] == 32 ? "" : std::string("_") + width_name(kWidths[w]);
+        const Run* run = sparse_run[w];
+        const double speedup = dense_run.seconds / run[1].seconds;
+        const double amortised = select_s[w][1] / kReuse / run[1].seconds;
+        if (kWidths[w] == 32) {
+            state.counters["dense_ms"] = dense_run.seconds * 1e3;
+            state.counters["sparse_qh_ms"] = run[1].seconds * 1e3;
+            state.counters["sparse_kvh_ms"] = run[0].seconds * 1e3;
+            state.counters["speedup_qh"] = speedup;
+        }
+        state.counters["select_qh_ms" + suffix] = select_s[w][1] * 1e3;
+        state.counters["select_kvh_ms" + suffix] = select_s[w][0] * 1e3;
+        state.counters["select_R4_pct_of_sparse" + suffix] = 100.0 * amortised;
+        state.counters["rel_err_qh" + suffix] = relative_error(run[1].o, dense_run.o);
+        state.counters["rel_err_kvh" + suffix] = relative_error(run[0].o, dense_run.o);
+        char line[640];
+        if (kWidths[w] == 32) {
+            std::snprintf(line, sizeof line,
+                          "decode   ctx %7d batch %d (%dq/%dkv): dense %8.3f ms | sparse per-q-head %7.3f ms (%5.1fx) [target >= 10x at 128K]%s"
+                          " | per-kv-head %7.3f ms (%5.1fx) | f32 select q-head %6.3f ms, /R=4 = %5.1f%% of sparse [target <= 25%%]%s"
+                          " | kv-head select %6.3f ms | rel err q-head %.2e, kv-head %.2e",
+                          context, batch, model.q_heads, model.kv_heads, dense_run.seconds * 1e3, run[1].seconds * 1e3, speedup,
+                          context == 131072 ? (speedup >= 10 ? " MET" : " MISSED") : "", run[0].seconds * 1e3,
+                          dense_run.seconds / run[0].seconds, select_s[w][1] * 1e3, 100.0 * amortised,
+                          amortised <= 0.25 ? " MET" : " MISSED", select_s[w][0] * 1e3, relative_error(run[1].o, dense_run.o),
+                          relative_error(run[0].o, dense_run.o));
+        } else {
+            std::snprintf(line, sizeof line,
+                          "decode   ctx %7d batch %d: %-4s select q-head %6.3f ms, /R=4 = %5.1f%% of sparse (%7.3f ms) [target <= 25%%]%s"
+                          " | kv-head select %6.3f ms | rel err q-head %.2e, kv-head %.2e",
+                          context, batch, width_name(kWidths[w]), select_s[w][1] * 1e3, 100.0 * amortised, run[1].seconds * 1e3,
+                          amortised <= 0.25 ? " MET" : " MISSED", select_s[w][0] * 1e3, relative_error(run[1].o, dense_run.o),
+                          relative_error(run[0].o, dense_run.o));
+        }
+        note(line);
+    }
 }
 
 void bench_prefill(benchmark::State& state, int context, int rows) {

@@ -62,7 +62,8 @@ TEST(Library, UnknownStatusName) {
 TEST(Library, StructLayoutIsTheSameInC) {
     EXPECT_EQ(c_sizeof_device_info(), sizeof(inf_device_info));
     EXPECT_EQ(c_sizeof_live_objects(), sizeof(inf_live_objects));
-    EXPECT_EQ(sizeof(inf_live_objects), 40U);                      // version 2: page_pools appended
+    EXPECT_EQ(sizeof(inf_live_objects), 48U);                // version 3: models appended
+    EXPECT_EQ(offsetof(inf_live_objects, models), 40U);      // version 2 was 40 bytes
     EXPECT_EQ(offsetof(inf_live_objects, page_pools), 32U);  // version 1 was 32 bytes
 }
 

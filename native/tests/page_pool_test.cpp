@@ -2,6 +2,7 @@
 // copies between pools, live-object counts, and every error path with the argument it names.
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -577,4 +578,181 @@ TEST(PagePool, CopyPagesErrors) {
         Pool odd = make_pool(device.get(), other);
         EXPECT_ERROR(INF_STATUS_INVALID_ARGUMENT, c.message, inf_page_pool_copy_pages(a.get(), one, odd.get(), one, 1));
     }
+}
+
+// ---- compact summaries (config.summary_bits 16 and 8) -------------------------------------------------
+
+namespace {
+
+// Keys whose dims differ in scale (2^-6 .. 2^6) and centre (some all-positive or all-negative), so
+// that one int8 scale per box is stretched across very different ranges.
+std::vector<float> ranged_keys(std::size_t tokens, int32_t heads, int32_t dim, float magnitude, std::mt19937& rng) {
+    std::uniform_real_distribution<float> unit(-1.0F, 1.0F);
+    std::uniform_int_distribution<int> exponent(-6, 6);
+    std::vector<float> scale(static_cast<std::size_t>(heads * dim));
+    std::vector<float> centre(scale.size());
+    for (std::size_t i = 0; i < scale.size(); ++i) {
+        scale[i] = magnitude * std::ldexp(1.0F, exponent(rng));
+        centre[i] = (i % 3 == 0 ? 2.0F : i % 3 == 1 ? -2.0F : 0.0F) * scale[i];
+    }
+    std::vector<float> k(tokens * scale.size());
+    for (std::size_t i = 0; i < k.size(); ++i) {
+        const float x = centre[i % scale.size()] + scale[i % scale.size()] * unit(rng);
+        k[i] = x != 0.0F ? x : 1e-3F;
+    }
+    return k;
+}
+
+// Checks every logical page of page that holds keys: its box contains the float64 min/max of the stored
+// keys in slots [first, filled) of it, stays within slack * step of them (step: the bf16 ulp, or the
+// int8 scale), and is what the format can represent (bf16 values; int8: integer multiples of one scale).
+void check_boxes(const inf_page_pool* pool, const inf_page_pool_config& c, int32_t page, int32_t filled, double slack) {
+    const PageData data = read_page(pool, c, 0, page);
+    const std::vector<float> summary = read_summary(pool, c, 0, page);
+    const int32_t lps = c.logical_page_size;
+    const int32_t D = c.head_dim;
+    for (int32_t h = 0; h < c.kv_heads; ++h) {
+        for (int32_t sub = 0; sub * lps < filled; ++sub) {
+            const float* lo = summary.data() + (static_cast<std::size_t>(h * (c.page_size / lps) + sub) * 2) * static_cast<std::size_t>(D);
+            const float* hi = lo + D;
+            double box_max = 0.0;
+            for (int32_t d = 0; d < D; ++d) box_max = std::max({box_max, std::fabs(double{lo[d]}), std::fabs(double{hi[d]})});
+            const double int8_step = box_max / 127.0;
+            for (int32_t d = 0; d < D; ++d) {
+                double mn = INFINITY;
+                double mx = -INFINITY;
+                for (int32_t slot = sub * lps; slot < std::min((sub + 1) * lps, filled); ++slot) {
+                    const double key = data.k[(static_cast<std::size_t>(h * c.page_size + slot)) * static_cast<std::size_t>(D) + static_cast<std::size_t>(d)];
+                    mn = std::min(mn, key);
+                    mx = std::max(mx, key);
+                }
+                const auto where = [&] {
+                    return ::testing::Message() << "bits " << c.summary_bits << " page " << page << " head " << h << " sub " << sub << " dim " << d;
+                };
+                ASSERT_LE(double{lo[d]}, mn) << where();
+                ASSERT_GE(double{hi[d]}, mx) << where();
+                if (c.summary_bits == 16) {
+                    for (const float x : {lo[d], hi[d]}) {
+                        std::uint32_t bits = 0;
+                        std::memcpy(&bits, &x, sizeof bits);
+                        ASSERT_EQ(bits & 0xFFFFU, 0U) << where() << ": " << x << " is not a bfloat16";
+                    }
+                    EXPECT_GE(double{lo[d]}, mn - std::fabs(mn) * 0x1p-7) << where();
+                    EXPECT_LE(double{hi[d]}, mx + std::fabs(mx) * 0x1p-7) << where();
+                } else {
+                    for (const float x : {lo[d], hi[d]}) {
+                        const double code = double{x} / int8_step;
+                        ASSERT_NEAR(code, std::round(code), 1e-3) << where() << ": " << x << " is no multiple of the scale";
+                    }
+                    EXPECT_GE(double{lo[d]}, mn - slack * int8_step) << where();
+                    EXPECT_LE(double{hi[d]}, mx + slack * int8_step) << where();
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+TEST(PagePool, CompactSummariesContainEveryKeyAcrossChunkedAppendsAndReuse) {
+    Device device = make_device();
+    for (const int32_t bits : {16, 8}) {
+        for (inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_BF16}) {
+            inf_page_pool_config config = pool_config(dtype, 1, 2, 32, 32, 6, 8);
+            config.summary_bits = bits;
+            Pool pool = make_pool(device.get(), config);
+            std::mt19937 rng(static_cast<std::uint32_t>(100 + bits + static_cast<int>(dtype)));
+            // Round 0 fills pages 1, 4, 2, 5 in random chunks; round 1 reuses them from slot 0 with keys 2^-10
+            // as large, so a box that did not restart would be far too wide.
+            for (int round = 0; round < 2; ++round) {
+                std::vector<int32_t> order = {1, 4, 2, 5};
+                std::shuffle(order.begin(), order.end(), rng);
+                std::vector<int32_t> pages, slots;
+                for (int32_t p : order) {
+                    for (int32_t slot = 0; slot < config.page_size; ++slot) {
+                        pages.push_back(p);
+                        slots.push_back(slot);
+                    }
+                }
+                const std::vector<float> k = ranged_keys(pages.size(), config.kv_heads, config.head_dim,
+                                                         round == 0 ? 1.0F : 0x1p-10F, rng);
+                const std::vector<float> v = random_floats(k.size(), 7U + static_cast<std::uint32_t>(round));
+                const std::size_t row = static_cast<std::size_t>(config.kv_heads * config.head_dim);
+                std::uniform_int_distribution<int32_t> chunk(1, 13);
+                std::vector<int32_t> filled(static_cast<std::size_t>(config.pages), 0);
+                for (std::size_t at = 0; at < pages.size();) {
+                    const auto n = static_cast<int32_t>(std::min<std::size_t>(static_cast<std::size_t>(chunk(rng)), pages.size() - at));
+                    ASSERT_OK(inf_page_pool_append(pool.get(), 0, n, pages.data() + at, slots.data() + at, k.data() + at * row,
+                                                   v.data() + at * row));
+                    for (int32_t i = 0; i < n; ++i) {
+                        filled[static_cast<std::size_t>(pages[at + static_cast<std::size_t>(i)])] = slots[at + static_cast<std::size_t>(i)] + 1;
+                    }
+                    at += static_cast<std::size_t>(n);
+                    for (int32_t p : order) {
+                        // int8: each append may re-encode a box once, widening it by at most a step per side.
+                        check_boxes(pool.get(), config, p, filled[static_cast<std::size_t>(p)], config.logical_page_size + 1.0);
+                    }
+                }
+            }
+            // Pages never written read as empty boxes in every format.
+            const std::vector<float> empty = read_summary(pool.get(), config, 0, 3);
+            for (std::size_t i = 0; i < empty.size(); ++i) {
+                ASSERT_EQ(empty[i], (i / 32) % 2 == 0 ? INFINITY : -INFINITY) << "bits " << bits << " " << i;
+            }
+        }
+    }
+}
+
+TEST(PagePool, CompactSummaryBytesCopiesAndErrors) {
+    Device device = make_device();
+    inf_page_pool_config config = small_config();  // 2 layers, 2 heads, dim 16, pages of 16, 6 pages, logical 4
+    const uint64_t kv = 2ULL * 2 * 6 * 2 * 16 * 16 * 4;
+    const uint64_t boxes = 2ULL * 6 * 2 * (16 / 4);  // layers, pages, heads, logical pages
+    for (const int32_t bits : {0, 32, 16, 8}) {
+        config.summary_bits = bits;
+        Pool pool = make_pool(device.get(), config);
+        uint64_t bytes = 0;
+        ASSERT_OK(inf_page_pool_bytes(pool.get(), &bytes));
+        const uint64_t per_box = bits == 8 ? 2 * 16 + 4 : bits == 16 ? 2 * 16 * 2 : 2 * 16 * 4;
+        EXPECT_EQ(bytes, kv + boxes * per_box) << "bits " << bits;
+    }
+    // Copies move the stored summaries as they are; pools of different widths do not mix.
+    config.summary_bits = 8;
+    Pool src = make_pool(device.get(), config);
+    Pool dst = make_pool(device.get(), config);
+    std::vector<int32_t> pages, slots;
+    for (int32_t slot = 0; slot < 16; ++slot) {
+        pages.push_back(2);
+        slots.push_back(slot);
+    }
+    const std::vector<float> k = random_floats(16 * 2 * 16, 5);
+    ASSERT_OK(inf_page_pool_append(src.get(), 1, 16, pages.data(), slots.data(), k.data(), k.data()));
+    const int32_t from[] = {2};
+    const int32_t to[] = {4};
+    ASSERT_OK(inf_page_pool_copy_pages(dst.get(), to, src.get(), from, 1));
+    EXPECT_EQ(read_summary(dst.get(), config, 1, 4), read_summary(src.get(), config, 1, 2));
+    config.summary_bits = 16;
+    Pool other = make_pool(device.get(), config);
+    EXPECT_ERROR(INF_STATUS_INVALID_ARGUMENT, "differ in config->summary_bits (16 vs 8)",
+                 inf_page_pool_copy_pages(other.get(), to, src.get(), from, 1));
+    // Bad widths name the field; a caller built before summary_bits existed gets float32.
+    for (const int32_t bits : {7, 64, -8, 1}) {
+        config.summary_bits = bits;
+        inf_page_pool* pool = nullptr;
+        EXPECT_ERROR(INF_STATUS_INVALID_ARGUMENT, "config->summary_bits (" + std::to_string(bits) + ")",
+                     inf_page_pool_create(device.get(), &config, &pool));
+        EXPECT_EQ(pool, nullptr);
+    }
+    config.summary_bits = 12345;  // beyond the old caller's size: never read
+    config.size = offsetof(inf_page_pool_config, summary_bits);
+    Pool old = make_pool(device.get(), config);
+    uint64_t bytes = 0;
+    ASSERT_OK(inf_page_pool_bytes(old.get(), &bytes));
+    EXPECT_EQ(bytes, kv + boxes * 2 * 16 * 4);
+    inf_page_pool_config read{};
+    read.size = offsetof(inf_page_pool_config, summary_bits);
+    read.summary_bits = -3;
+    ASSERT_OK(inf_page_pool_get_config(old.get(), &read));
+    EXPECT_EQ(read.logical_page_size, 4);
+    EXPECT_EQ(read.summary_bits, -3);  // beyond its size: untouched
 }

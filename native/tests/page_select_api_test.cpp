@@ -33,8 +33,10 @@ constexpr int32_t kLogical = 4;
 constexpr int32_t kPages = 96;
 constexpr int32_t kLayer = 1;
 
-inf_page_pool_config select_config(int32_t logical = kLogical) {
-    return pool_config(INF_DTYPE_F32, /*layers=*/2, kKvHeads, kDim, kPageSize, kPages, logical);
+inf_page_pool_config select_config(int32_t logical = kLogical, int32_t summary_bits = 0) {
+    inf_page_pool_config config = pool_config(INF_DTYPE_F32, /*layers=*/2, kKvHeads, kDim, kPageSize, kPages, logical);
+    config.summary_bits = summary_bits;
+    return config;
 }
 
 // Query head g (of its group) lives on dims [4 * (g % 4), +4) with values +-1, 0.01 elsewhere (never zero).
@@ -140,8 +142,9 @@ struct SelectSetup {
     std::vector<float> q = structured_q(3, 11);
     Buffer q_buffer;
     Tables tables;
-    explicit SelectSetup(const std::vector<std::vector<std::vector<int32_t>>>& planted, int32_t logical = kLogical)
-        : pool(make_pool(device.get(), select_config(logical))) {
+    explicit SelectSetup(const std::vector<std::vector<std::vector<int32_t>>>& planted, int32_t logical = kLogical,
+                         int32_t summary_bits = 0)
+        : pool(make_pool(device.get(), select_config(logical, summary_bits))) {
         std::vector<int32_t> ids(kPages);
         for (int32_t i = 0; i < kPages; ++i) ids[static_cast<std::size_t>(i)] = i;
         std::shuffle(ids.begin(), ids.end(), std::mt19937(3));
@@ -161,7 +164,10 @@ std::vector<int32_t> list_of(const Selection& sel, int64_t list) {
 
 }  // namespace
 
-TEST(PageSelect, PerQueryHeadPicksPlantedPagesAndTheNewest) {
+namespace {
+
+void check_planted_per_query_head(int32_t summary_bits) {
+    SCOPED_TRACE(::testing::Message() << "summary_bits " << summary_bits);
     // Query head g of sequence s: 3 planted entries of its own.
     std::vector<std::vector<std::vector<int32_t>>> planted(2, std::vector<std::vector<int32_t>>(kQHeads));
     for (int32_t g = 0; g < kQHeads; ++g) {
@@ -175,7 +181,7 @@ TEST(PageSelect, PerQueryHeadPicksPlantedPagesAndTheNewest) {
             list.erase(std::unique(list.begin(), list.end()), list.end());
         }
     }
-    SelectSetup setup(planted);
+    SelectSetup setup(planted, kLogical, summary_bits);
     const Selection sel = select(setup.pool.get(), setup.tables.view(4 * kPageSize, 1), setup.q_buffer.get());
     for (int32_t s = 0; s < 2; ++s) {
         const int32_t newest = s == 0 ? 29 : 20;
@@ -188,6 +194,100 @@ TEST(PageSelect, PerQueryHeadPicksPlantedPagesAndTheNewest) {
             for (const int32_t e : want) {
                 EXPECT_NE(std::find(got.begin(), got.end(), e), got.end()) << "sequence " << s << " head " << g << " entry " << e;
             }
+        }
+    }
+}
+
+}  // namespace
+
+TEST(PageSelect, PerQueryHeadPicksPlantedPagesAndTheNewest) { check_planted_per_query_head(32); }
+
+TEST(PageSelect, CompactSummariesStillFindPlantedPagesAndKeepAllUnderAFullBudget) {
+    for (const int32_t bits : {16, 8}) {
+        check_planted_per_query_head(bits);
+        std::vector<std::vector<std::vector<int32_t>>> planted(2, std::vector<std::vector<int32_t>>(kQHeads));
+        planted[0][3] = {5};
+        SelectSetup setup(planted, kLogical, bits);
+        for (const int32_t per_query_head : {0, 1}) {
+            const Selection sel = select(setup.pool.get(), setup.tables.view(30 * kPageSize, per_query_head), setup.q_buffer.get());
+            const int64_t lists = 2 * (per_query_head != 0 ? kQHeads : kKvHeads);
+            for (int64_t list = 0; list < lists; ++list) {
+                const int32_t entries = list < lists / 2 ? 30 : 21;
+                std::vector<int32_t> all(static_cast<std::size_t>(entries));
+                for (int32_t e = 0; e < entries; ++e) all[static_cast<std::size_t>(e)] = e;
+                EXPECT_EQ(list_of(sel, list), all) << "bits " << bits << " list " << list;
+            }
+        }
+    }
+}
+
+// The bound at work: for random keys and queries, every logical page's true best q.k (float64, from the
+// stored keys) is at most the bound computed from the box read_summary returns, and the page holding the
+// single best key of a sequence is selected at budget 2 pages (itself + the newest) whatever the width.
+TEST(PageSelect, CompactBoxesBoundTheBestKeyWhichIsSelected) {
+    for (const int32_t bits : {32, 16, 8}) {
+        Device device = make_device();
+        Pool pool = make_pool(device.get(), select_config(kLogical, bits));
+        std::mt19937 rng(static_cast<std::uint32_t>(900 + bits));
+        std::normal_distribution<float> normal(0.0F, 1.0F);
+        const int32_t entries = 24;
+        const int32_t length = entries * kPageSize;
+        std::vector<int32_t> ids(kPages);
+        for (int32_t i = 0; i < kPages; ++i) ids[static_cast<std::size_t>(i)] = i;
+        std::shuffle(ids.begin(), ids.end(), rng);
+        ids.resize(static_cast<std::size_t>(entries));
+        std::vector<float> q(static_cast<std::size_t>(kQHeads * kDim));
+        for (auto& x : q) x = normal(rng);
+        std::vector<float> k(static_cast<std::size_t>(length) * kKvHeads * kDim);
+        for (auto& x : k) x = 0.3F * normal(rng);
+        // One needle per query head: a key 2.5 q_g at a random position outside the newest page.
+        std::uniform_int_distribution<int32_t> where(0, length - kPageSize - 1);
+        std::vector<int32_t> needle(kQHeads);
+        for (int32_t g = 0; g < kQHeads; ++g) {
+            needle[static_cast<std::size_t>(g)] = where(rng);
+            float* key = k.data() + (static_cast<std::size_t>(needle[static_cast<std::size_t>(g)]) * kKvHeads +
+                                     static_cast<std::size_t>(g / kGroup)) * kDim;
+            for (int32_t d = 0; d < kDim; ++d) key[d] = 2.5F * q[static_cast<std::size_t>(g * kDim + d)];
+        }
+        std::vector<int32_t> pages, slots;
+        for (int32_t t = 0; t < length; ++t) {
+            pages.push_back(ids[static_cast<std::size_t>(t / kPageSize)]);
+            slots.push_back(t % kPageSize);
+        }
+        ASSERT_OK(inf_page_pool_append(pool.get(), kLayer, length, pages.data(), slots.data(), k.data(), k.data()));
+        // The bound from the dequantised boxes against the exact best key of each logical page.
+        std::vector<float> summary(static_cast<std::size_t>(kKvHeads * (kPageSize / kLogical) * 2 * kDim));
+        for (int32_t e = 0; e < entries; ++e) {
+            ASSERT_OK(inf_page_pool_read_summary(pool.get(), kLayer, ids[static_cast<std::size_t>(e)], summary.data()));
+            for (int32_t g = 0; g < kQHeads; ++g) {
+                const int32_t h = g / kGroup;
+                const float* qg = q.data() + g * kDim;
+                for (int32_t sub = 0; sub < kPageSize / kLogical; ++sub) {
+                    const float* lo = summary.data() + (static_cast<std::size_t>(h * (kPageSize / kLogical) + sub) * 2) * kDim;
+                    double bound = 0.0;
+                    for (int32_t d = 0; d < kDim; ++d) bound += std::max(double{qg[d]} * lo[kDim + d], double{qg[d]} * lo[d]);
+                    double best = -INFINITY;
+                    for (int32_t slot = sub * kLogical; slot < (sub + 1) * kLogical; ++slot) {
+                        const float* key = k.data() + (static_cast<std::size_t>(e * kPageSize + slot) * kKvHeads + static_cast<std::size_t>(h)) * kDim;
+                        double dot = 0.0;
+                        for (int32_t d = 0; d < kDim; ++d) dot += double{qg[d]} * key[d];
+                        best = std::max(best, dot);
+                    }
+                    ASSERT_GE(bound, best) << "bits " << bits << " entry " << e << " head " << g << " sub " << sub;
+                }
+            }
+        }
+        Tables t;
+        t.q_rows = {0};
+        t.kv_lengths = {length};
+        t.page_ids = ids;
+        t.page_starts = {0, entries};
+        Buffer q_buffer = make_buffer(device.get(), q.size() * 4);
+        ASSERT_OK(inf_buffer_write(q_buffer.get(), 0, q.data(), q.size() * 4));
+        const Selection sel = select(pool.get(), t.view(2 * kPageSize, 1), q_buffer.get());
+        for (int32_t g = 0; g < kQHeads; ++g) {
+            const int32_t entry = needle[static_cast<std::size_t>(g)] / kPageSize;
+            EXPECT_EQ(list_of(sel, g), (std::vector<int32_t>{entry, entries - 1})) << "bits " << bits << " head " << g;
         }
     }
 }

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/plugin_abi.h"
 #include "device_checks.h"
 #include "fake_cuda_stats.h"
 #include "test_util.h"
@@ -316,7 +317,7 @@ TEST(CudaNoDevices, SaysSo) {
 TEST(CudaAbiMismatch, SaysWhichVersion) {
     REQUIRE_SCENARIO("abi_mismatch");
     expect_unavailable(std::string("CUDA backend unavailable: ") + FAKE_PLUGIN_PATH,
-                       "does not implement plug-in ABI version 1");
+                       "does not implement plug-in ABI version " + std::to_string(INF_PLUGIN_ABI_VERSION));
 }
 
 TEST(CudaPluginMissing, NamesThePathAndTheLoaderError) {

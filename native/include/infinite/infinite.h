@@ -141,6 +141,7 @@ typedef struct inf_live_objects {
     /* Bytes held by live buffers, over all devices. */
     uint64_t buffer_bytes;
     int64_t page_pools;
+    int64_t models;
 } inf_live_objects;
 
 /* Shape of a page pool. Versioned: set size = sizeof(inf_page_pool_config). */
@@ -157,6 +158,13 @@ typedef struct inf_page_pool_config {
     int32_t pages;
     /* Tokens per summary sub-page: a power of two dividing page_size, or 0 for no summaries. */
     int32_t logical_page_size;
+    /* Storage of the summaries (per logical page and KV head, the elementwise key min and max):
+     * 0 or 32 = float32, exact (the default; a caller whose size ends before this field gets 32);
+     * 16 = bfloat16, min rounded toward -inf and max toward +inf;
+     * 8 = int8 with one float32 scale per (logical page, KV head), min rounded down and max up.
+     * The stored box always contains the true min and max, so a page's selection score stays an upper
+     * bound of q.k over its keys; 16 and 8 bits make the selector read 2x and ~4x fewer bytes. */
+    int32_t summary_bits;
 } inf_page_pool_config;
 
 /* A batch of sequences for one MicroAttention call. All arrays are host memory, read during the call.
@@ -309,7 +317,10 @@ typedef struct inf_sparse_step {
     int32_t per_query_head;
     /* Reusable selection (LServe): selections live in the caller's selection_store, slot selection_slots[s]
      * for sequence s (slot_ints int32 per slot); reselect[s] nonzero recomputes and stores it this step,
-     * zero reuses the stored one. Both arrays [sequences]; null selection_store: select every step. */
+     * zero reuses the stored one. Both arrays [sequences]; null selection_store: select every step.
+     * On the CPU a slot holds, for each layer l and list i (lists = kv_heads, or q_heads per query head),
+     * at ints (l * lists + i) * (1 + budget_pages): a count, then that many ascending entry indices, with
+     * budget_pages = max(1, budget_tokens / page_size); so slot_ints >= layers * lists * (1 + budget_pages). */
     int32_t* selection_store;
     int64_t slot_ints;
     const int32_t* selection_slots;

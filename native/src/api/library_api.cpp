@@ -54,6 +54,7 @@ INF_API inf_status inf_get_live_objects(inf_live_objects* out_objects) {
         objects.buffers = counts.buffers;
         objects.buffer_bytes = counts.buffer_bytes;
         objects.page_pools = counts.page_pools;
+        objects.models = counts.models;
         api::write_versioned(out_objects, objects);
     });
 }

@@ -1,11 +1,16 @@
 // Exports: page pools (the paged KV cache). Arguments are checked in order; the checks of the pool's
 // own operations live in kv/page_pool.cpp and name the arguments the same way.
+#include <cstddef>
+
 #include "api/checks.h"
 #include "kv/page_pool.h"
 
 using namespace inf;
 
 namespace {
+
+// The first version of inf_page_pool_config ended before summary_bits (read as 0 = float32).
+constexpr std::size_t kPoolConfigFirstSize = offsetof(inf_page_pool_config, summary_bits);
 
 std::shared_ptr<PagePool> find_pool(const inf_page_pool* handle, const char* argument) {
     return find_handle<PagePool>(handle, HandleKind::page_pool, argument);
@@ -22,7 +27,8 @@ INF_API inf_status inf_page_pool_create(inf_device* device, const inf_page_pool_
             *out_pool = nullptr;  // a failed call never leaves a stale handle behind
         }
         auto owner = api::find_device(device, "device");
-        const inf_page_pool_config shape = api::read_versioned(config, "config", "inf_page_pool_config");
+        const inf_page_pool_config shape = api::read_versioned(config, "config", "inf_page_pool_config",
+                                                                kPoolConfigFirstSize);
         PagePool::validate(shape);
         api::require_pointer(out_pool, "out_pool");
         auto pool = std::make_shared<PagePool>(std::move(owner), shape);
@@ -44,7 +50,7 @@ INF_API inf_status inf_page_pool_destroy(inf_page_pool* pool) {
 INF_API inf_status inf_page_pool_get_config(const inf_page_pool* pool, inf_page_pool_config* out_config) {
     return guard("inf_page_pool_get_config", [&] {
         const auto object = find_pool(pool, "pool");
-        api::check_versioned(out_config, "out_config", "inf_page_pool_config");
+        api::check_versioned(out_config, "out_config", "inf_page_pool_config", kPoolConfigFirstSize);
         api::write_versioned(out_config, object->config());
     });
 }

@@ -30,6 +30,13 @@ typedef struct inf_kv_layer {
     int32_t head_dim;
     int32_t page_size;
     int32_t logical_page_size;
+    /* Summary storage (inf_page_pool_config.summary_bits; 0 means 32). One page's summary block:
+     * 32: float [kv_heads][subs][2][head_dim] (min, then max), subs = page_size / logical_page_size;
+     * 16: bfloat16 bits (uint16) in the same order;
+     *  8: int8 codes [kv_heads][subs][2][head_dim], then float scales [kv_heads][subs]: value = code * scale;
+     *     an empty box is scale = +inf, min codes 127, max codes -127 (so min = +inf, max = -inf).
+     * summary then points at bytes of that layout (cast), not floats, when summary_bits is 8 or 16. */
+    int32_t summary_bits;
 } inf_kv_layer;
 
 /* Writes tokens' float32 keys and values [tokens][kv_heads][head_dim] to (pages[i], slots[i]) and

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "attention/cpu_isa.h"
 #include "core/status.h"
@@ -27,8 +28,16 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// out[g] = sum_d max(q[g][d] * mx[d], q[g][d] * mn[d]) for g < groups (q rows D apart).
-void score_scalar(const float* q, int groups, int D, const float* mn, const float* mx, float* out) {
+// How a summary box is stored (inf_kv_layer.summary_bits): float32, bfloat16 bits, or int8 codes whose
+// scale the caller applies to the finished sum (scale >= 0, so it commutes with the max).
+enum class Fmt { f32, bf16, i8 };
+
+// Float32 summaries: out[g] = sum_d max(q[g][d] * mx[d], q[g][d] * mn[d]) for g < groups (q rows D apart).
+// Compact summaries use the split form below; the float32 kernels are kept as they were, so that
+// summary_bits 32 selects exactly what it always did.
+void score_scalar(const float* q, int groups, int D, const void* mn_, const void* mx_, float* out) {
+    const auto* mn = static_cast<const float*>(mn_);
+    const auto* mx = static_cast<const float*>(mx_);
     for (int g = 0; g < groups; ++g) {
         const float* qg = q + static_cast<std::size_t>(g) * static_cast<std::size_t>(D);
         float acc = 0.0f;
@@ -39,10 +48,71 @@ void score_scalar(const float* q, int groups, int D, const float* mn, const floa
     }
 }
 
+// Compact summaries, split form: q row g is [2][D], q+ = max(q, 0) then q- = min(q, 0), and
+// out[g] = sum_d q+[d] * mx[d] + q-[d] * mn[d], the same bound (lo <= hi) with two FMAs per value instead
+// of two products, a max and an add: the selector stays memory-light once its bytes shrink. (An empty
+// box, +inf / -inf, gives NaN here, which ranks as -inf: an unwritten logical page never wins.)
+template <Fmt F>
+float load_scalar(const void* values, int d) {
+    if constexpr (F == Fmt::bf16) {
+        return bf16_to_f32(static_cast<const std::uint16_t*>(values)[d]);
+    } else {
+        return static_cast<float>(static_cast<const std::int8_t*>(values)[d]);
+    }
+}
+
+// The logical pages of one (page, head) in a compact form: box sub's min values, its max values, and its
+// scale (int8; 1 for bf16, exact). Boxes are 2 * D values apart; int8 scales are contiguous per head.
+template <Fmt F>
+struct PageBoxes {
+    static constexpr std::size_t kBytes = F == Fmt::bf16 ? 2 : 1;
+    const void* box0;
+    int D;
+    const float* scales;
+    const void* min(int sub) const noexcept {
+        return static_cast<const unsigned char*>(box0) + static_cast<std::size_t>(sub) * 2 * static_cast<std::size_t>(D) * kBytes;
+    }
+    const void* max(int sub) const noexcept {
+        return static_cast<const unsigned char*>(min(sub)) + static_cast<std::size_t>(D) * kBytes;
+    }
+    float scale(int sub) const noexcept { return F == Fmt::i8 ? scales[sub] : 1.0f; }
+};
+
+// best = max(best, x), NaN never winning (as the float32 path's std::max).
+inline void keep_max(float& best, float x) noexcept {
+    if (x > best) {
+        best = x;
+    }
+}
+
+template <Fmt F>
+void split_scalar(const float* q, int groups, int D, const void* box0, int used, const float* scales, float* out) {
+    const PageBoxes<F> boxes{box0, D, scales};
+    for (int g = 0; g < groups; ++g) {
+        out[g] = -std::numeric_limits<float>::infinity();
+    }
+    for (int sub = 0; sub < used; ++sub) {
+        const void* mn = boxes.min(sub);
+        const void* mx = boxes.max(sub);
+        for (int g = 0; g < groups; ++g) {
+            const float* pos = q + static_cast<std::size_t>(g) * 2 * static_cast<std::size_t>(D);
+            const float* neg = pos + D;
+            float acc = 0.0f;
+            for (int d = 0; d < D; ++d) {
+                acc = std::fma(pos[d], load_scalar<F>(mx, d), acc);
+                acc = std::fma(neg[d], load_scalar<F>(mn, d), acc);
+            }
+            keep_max(out[g], acc * boxes.scale(sub));
+        }
+    }
+}
+
 #if INF_SELECT_X86
 // D % 8 == 0.
-__attribute__((target("avx2,fma"))) void score_avx2(const float* q, int groups, int D, const float* mn,
-                                                     const float* mx, float* out) {
+__attribute__((target("avx2,fma"))) void score_avx2(const float* q, int groups, int D, const void* mn_,
+                                                     const void* mx_, float* out) {
+    const auto* mn = static_cast<const float*>(mn_);
+    const auto* mx = static_cast<const float*>(mx_);
     const std::size_t Dz = static_cast<std::size_t>(D);
     int g = 0;
     for (; g + 4 <= groups; g += 4) {
@@ -76,9 +146,73 @@ __attribute__((target("avx2,fma"))) void score_avx2(const float* q, int groups, 
     }
 }
 
+__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+// 8 compact summary values from d on, widened to float32 (bf16: the bits shifted into the high half).
+template <Fmt F>
+__attribute__((target("avx2,fma"))) inline __m256 load8(const void* values, int d) {
+    if constexpr (F == Fmt::bf16) {
+        const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const std::uint16_t*>(values) + d));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+    } else {
+        const __m128i codes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const std::int8_t*>(values) + d));
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
+    }
+}
+
+// Split form, D % 8 == 0. Two accumulators per row (hi and lo terms) so the FMA chains overlap.
+template <Fmt F>
+__attribute__((target("avx2,fma"))) void split_avx2(const float* q, int groups, int D, const void* box0, int used,
+                                                     const float* scales, float* out) {
+    const PageBoxes<F> boxes{box0, D, scales};
+    const std::size_t row = 2 * static_cast<std::size_t>(D);
+    for (int g = 0; g < groups; ++g) {
+        out[g] = -std::numeric_limits<float>::infinity();
+    }
+    for (int sub = 0; sub < used; ++sub) {
+        const void* mn = boxes.min(sub);
+        const void* mx = boxes.max(sub);
+        const float scale = boxes.scale(sub);
+        int g = 0;
+        for (; g + 4 <= groups; g += 4) {
+            __m256 up[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            __m256 down[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int d = 0; d < D; d += 8) {
+                const __m256 lo = load8<F>(mn, d);
+                const __m256 hi = load8<F>(mx, d);
+                for (int a = 0; a < 4; ++a) {
+                    const float* pos = q + static_cast<std::size_t>(g + a) * row + static_cast<std::size_t>(d);
+                    up[a] = _mm256_fmadd_ps(_mm256_loadu_ps(pos), hi, up[a]);
+                    down[a] = _mm256_fmadd_ps(_mm256_loadu_ps(pos + D), lo, down[a]);
+                }
+            }
+            for (int a = 0; a < 4; ++a) {
+                keep_max(out[g + a], scale * hsum256(_mm256_add_ps(up[a], down[a])));
+            }
+        }
+        for (; g < groups; ++g) {
+            __m256 up = _mm256_setzero_ps();
+            __m256 down = _mm256_setzero_ps();
+            for (int d = 0; d < D; d += 8) {
+                const float* pos = q + static_cast<std::size_t>(g) * row + static_cast<std::size_t>(d);
+                up = _mm256_fmadd_ps(_mm256_loadu_ps(pos), load8<F>(mx, d), up);
+                down = _mm256_fmadd_ps(_mm256_loadu_ps(pos + D), load8<F>(mn, d), down);
+            }
+            keep_max(out[g], scale * hsum256(_mm256_add_ps(up, down)));
+        }
+    }
+}
+
 // D % 16 == 0.
-__attribute__((target("avx512f,avx2,fma"))) void score_avx512(const float* q, int groups, int D, const float* mn,
-                                                               const float* mx, float* out) {
+__attribute__((target("avx512f,avx2,fma"))) void score_avx512(const float* q, int groups, int D, const void* mn_,
+                                                               const void* mx_, float* out) {
+    const auto* mn = static_cast<const float*>(mn_);
+    const auto* mx = static_cast<const float*>(mx_);
     const std::size_t Dz = static_cast<std::size_t>(D);
     int g = 0;
     for (; g + 4 <= groups; g += 4) {
@@ -105,9 +239,65 @@ __attribute__((target("avx512f,avx2,fma"))) void score_avx512(const float* q, in
         out[g] = _mm512_reduce_add_ps(acc);
     }
 }
+
+template <Fmt F>
+__attribute__((target("avx512f,avx2,fma"))) inline __m512 load16(const void* values, int d) {
+    if constexpr (F == Fmt::bf16) {
+        const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const std::uint16_t*>(values) + d));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+    } else {
+        const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const std::int8_t*>(values) + d));
+        return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes));
+    }
+}
+
+// Split form, D % 16 == 0.
+template <Fmt F>
+__attribute__((target("avx512f,avx2,fma"))) void split_avx512(const float* q, int groups, int D, const void* box0,
+                                                               int used, const float* scales, float* out) {
+    const PageBoxes<F> boxes{box0, D, scales};
+    const std::size_t row = 2 * static_cast<std::size_t>(D);
+    for (int g = 0; g < groups; ++g) {
+        out[g] = -std::numeric_limits<float>::infinity();
+    }
+    for (int sub = 0; sub < used; ++sub) {
+        const void* mn = boxes.min(sub);
+        const void* mx = boxes.max(sub);
+        const float scale = boxes.scale(sub);
+        int g = 0;
+        for (; g + 4 <= groups; g += 4) {
+            __m512 up[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+            __m512 down[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+            for (int d = 0; d < D; d += 16) {
+                const __m512 lo = load16<F>(mn, d);
+                const __m512 hi = load16<F>(mx, d);
+                for (int a = 0; a < 4; ++a) {
+                    const float* pos = q + static_cast<std::size_t>(g + a) * row + static_cast<std::size_t>(d);
+                    up[a] = _mm512_fmadd_ps(_mm512_loadu_ps(pos), hi, up[a]);
+                    down[a] = _mm512_fmadd_ps(_mm512_loadu_ps(pos + D), lo, down[a]);
+                }
+            }
+            for (int a = 0; a < 4; ++a) {
+                keep_max(out[g + a], scale * _mm512_reduce_add_ps(_mm512_add_ps(up[a], down[a])));
+            }
+        }
+        for (; g < groups; ++g) {
+            __m512 up = _mm512_setzero_ps();
+            __m512 down = _mm512_setzero_ps();
+            for (int d = 0; d < D; d += 16) {
+                const float* pos = q + static_cast<std::size_t>(g) * row + static_cast<std::size_t>(d);
+                up = _mm512_fmadd_ps(_mm512_loadu_ps(pos), load16<F>(mx, d), up);
+                down = _mm512_fmadd_ps(_mm512_loadu_ps(pos + D), load16<F>(mn, d), down);
+            }
+            keep_max(out[g], scale * _mm512_reduce_add_ps(_mm512_add_ps(up, down)));
+        }
+    }
+}
 #endif
 
-using ScoreFn = void (*)(const float*, int, int, const float*, const float*, float*);
+using ScoreFn = void (*)(const float*, int, int, const void*, const void*, float*);
+// Compact forms, all logical pages of one (page, head) per call: (q, groups, D, box0, used, scales, out).
+using PageFn = void (*)(const float*, int, int, const void*, int, const float*, float*);
 
 ScoreFn pick_score(int head_dim) {
 #if INF_SELECT_X86
@@ -122,6 +312,93 @@ ScoreFn pick_score(int head_dim) {
     (void)head_dim;
     return score_scalar;
 }
+
+template <Fmt F>
+PageFn pick_page_for(int head_dim) {
+#if INF_SELECT_X86
+    const Isa isa = active_isa();
+    if (isa == Isa::avx512 && head_dim % 16 == 0) {
+        return split_avx512<F>;
+    }
+    if (static_cast<int>(isa) >= static_cast<int>(Isa::avx2) && head_dim % 8 == 0) {
+        return split_avx2<F>;
+    }
+#endif
+    (void)head_dim;
+    return split_scalar<F>;
+}
+
+PageFn pick_page(int head_dim, int summary_bits) {
+    if (summary_bits == 16) {
+        return pick_page_for<Fmt::bf16>(head_dim);
+    }
+    if (summary_bits == 8) {
+        return pick_page_for<Fmt::i8>(head_dim);
+    }
+    return nullptr;  // float32: per box, pick_score
+}
+
+// One layer's stored summaries as the scoring loop reads them (layout: inf_kv_layer.summary_bits).
+struct SummaryView {
+    explicit SummaryView(const inf_kv_layer& layer)
+        : base(reinterpret_cast<const unsigned char*>(layer.summary)),
+          bits(layer.summary_bits == 8 || layer.summary_bits == 16 ? layer.summary_bits : 32),
+          dim(layer.head_dim),
+          subpages(layer.page_size / layer.logical_page_size),
+          boxes(static_cast<std::size_t>(layer.kv_heads) * static_cast<std::size_t>(subpages)),
+          value_bytes(static_cast<std::size_t>(bits / 8)),
+          page_bytes(boxes * 2 * static_cast<std::size_t>(dim) * value_bytes + (bits == 8 ? boxes * sizeof(float) : 0)),
+          score(pick_score(dim)),
+          page_fn(pick_page(dim, bits)) {}
+
+    // Floats of one query row as score_subs takes it: q, or for compact forms [q+][q-] (split_query).
+    std::size_t q_row_floats() const noexcept { return (bits == 32 ? 1 : 2) * static_cast<std::size_t>(dim); }
+
+    // Writes query row q (dim floats) in score_subs's form to out (q_row_floats()).
+    void split_query(const float* q, float* out) const noexcept {
+        if (bits == 32) {
+            std::memcpy(out, q, static_cast<std::size_t>(dim) * sizeof(float));
+            return;
+        }
+        for (int d = 0; d < dim; ++d) {
+            out[d] = std::max(q[d], 0.0f);
+            out[dim + d] = std::min(q[d], 0.0f);
+        }
+    }
+
+    // out[g] = the best score of logical pages first .. first + count - 1 of (page, head) for q rows
+    // g < groups (at most 64), q rows in split_query's form; -inf when count is 0; NaN never wins.
+    void score_subs(std::int32_t page, int head, int first, int count, const float* q, int groups, float* out) const {
+        const unsigned char* at = base + static_cast<std::size_t>(page) * page_bytes;
+        const std::size_t box = static_cast<std::size_t>(head) * static_cast<std::size_t>(subpages) + static_cast<std::size_t>(first);
+        const std::size_t values = 2 * static_cast<std::size_t>(dim);
+        const unsigned char* mn = at + box * values * value_bytes;
+        if (bits != 32) {
+            // Scales are float-aligned: K, V and every page's code block are multiples of 4 bytes.
+            const auto* scales = reinterpret_cast<const float*>(at + boxes * values) + box;
+            page_fn(q, groups, dim, mn, count, scales, out);
+            return;
+        }
+        float sub_scores[64];
+        std::fill_n(out, groups, -std::numeric_limits<float>::infinity());
+        for (int sub = 0; sub < count; ++sub, mn += values * sizeof(float)) {
+            score(q, groups, dim, mn, mn + static_cast<std::size_t>(dim) * sizeof(float), sub_scores);
+            for (int g = 0; g < groups; ++g) {
+                out[g] = std::max(out[g], sub_scores[g]);
+            }
+        }
+    }
+
+    const unsigned char* base;
+    int bits;
+    int dim;
+    int subpages;
+    std::size_t boxes;
+    std::size_t value_bytes;
+    std::size_t page_bytes;
+    ScoreFn score;
+    PageFn page_fn;
+};
 
 int lists_per_sequence(const inf_page_select_params& p) { return p.per_query_head != 0 ? p.q_heads : p.layer.kv_heads; }
 
@@ -138,10 +415,11 @@ int max_entries(const inf_page_select_params& p) {
     return widest;
 }
 
-// Floats of one thread's scratch: G query rows, G score rows, one index row (as floats' room).
+// Floats of one thread's scratch: G query rows (doubled: the split form of compact summaries), G score
+// rows, one index row (as floats' room).
 std::uint64_t thread_floats(const inf_page_select_params& p, int widest) {
     const std::uint64_t G = static_cast<std::uint64_t>(p.q_heads / std::max(1, p.layer.kv_heads));
-    return G * static_cast<std::uint64_t>(p.layer.head_dim) + (G + 1) * static_cast<std::uint64_t>(widest) + 16;
+    return 2 * G * static_cast<std::uint64_t>(p.layer.head_dim) + (G + 1) * static_cast<std::uint64_t>(widest) + 16;
 }
 
 // Keeps the count best of scores[0, entries) (forced first when >= 0) and writes them ascending to out.
@@ -184,6 +462,21 @@ void top_entries(const float* scores, int entries, int count, int forced, std::i
 
 }  // namespace
 
+void score_logical_page(const inf_kv_layer& layer, std::int32_t page, std::int32_t head, std::int32_t sub,
+                        const float* q, int groups, float* out) {
+    const SummaryView summaries(layer);
+    const std::size_t row = summaries.q_row_floats();
+    std::vector<float> rows(static_cast<std::size_t>(groups) * row);
+    for (int g = 0; g < groups; ++g) {
+        summaries.split_query(q + static_cast<std::size_t>(g) * static_cast<std::size_t>(layer.head_dim),
+                              rows.data() + static_cast<std::size_t>(g) * row);
+    }
+    for (int g0 = 0; g0 < groups; g0 += 64) {
+        summaries.score_subs(page, head, sub, 1, rows.data() + static_cast<std::size_t>(g0) * row, std::min(64, groups - g0),
+                             out + g0);
+    }
+}
+
 std::uint64_t page_select_workspace_bytes(const inf_page_select_params& params) {
     if (params.sequences <= 0) {
         return 0;
@@ -224,13 +517,14 @@ void page_select(const inf_page_select_params& params) {
     const int D = layer.head_dim;
     const std::size_t Dz = static_cast<std::size_t>(D);
     const int lps = layer.logical_page_size;
-    const int subpages = layer.page_size / lps;
-    const ScoreFn score = pick_score(D);
+    const SummaryView summaries(layer);
+    const std::size_t q_floats = summaries.q_row_floats();
     const std::int64_t units = static_cast<std::int64_t>(params.sequences) * layer.kv_heads;
     const auto body = [&](std::int64_t begin, std::int64_t end, int thread) {
         float* base = static_cast<float*>(params.workspace) + static_cast<std::uint64_t>(thread) * per_thread;
-        float* qf = base;                                   // [G][D]
-        float* scores = qf + static_cast<std::size_t>(G) * Dz;  // [G][widest]
+        float* qf = base;                                           // [G][q_row] (split_query's form)
+        float* scores = qf + 2 * static_cast<std::size_t>(G) * Dz;  // [G][widest]
+        float q_row_f32[256];                                       // head_dim <= 256
         auto* order = reinterpret_cast<std::int32_t*>(scores + static_cast<std::size_t>(G) * static_cast<std::size_t>(widest));
         float sub_scores[64];
         for (std::int64_t unit = begin; unit < end; ++unit) {
@@ -245,15 +539,15 @@ void page_select(const inf_page_select_params& params) {
             const std::size_t row = static_cast<std::size_t>(params.q_rows[s]);
             for (int g = 0; g < G; ++g) {
                 const std::size_t at = (row * static_cast<std::size_t>(params.q_heads) + static_cast<std::size_t>(h * G + g)) * Dz;
-                float* dst = qf + static_cast<std::size_t>(g) * Dz;
-                if (params.q_dtype == INF_DTYPE_F32) {
-                    std::memcpy(dst, static_cast<const float*>(params.q) + at, Dz * sizeof(float));
-                } else {
+                const float* q_row = static_cast<const float*>(params.q) + at;
+                if (params.q_dtype != INF_DTYPE_F32) {
                     const auto* src = static_cast<const std::uint16_t*>(params.q) + at;
                     for (std::size_t d = 0; d < Dz; ++d) {
-                        dst[d] = params.q_dtype == INF_DTYPE_BF16 ? bf16_to_f32(src[d]) : f16_to_f32(src[d]);
+                        q_row_f32[d] = params.q_dtype == INF_DTYPE_BF16 ? bf16_to_f32(src[d]) : f16_to_f32(src[d]);
                     }
+                    q_row = q_row_f32;
                 }
+                summaries.split_query(q_row, qf + static_cast<std::size_t>(g) * q_floats);
             }
             int forced = -1;
             for (int e = 0; e < entries; ++e) {
@@ -269,18 +563,13 @@ void page_select(const inf_page_select_params& params) {
                     continue;
                 }
                 const int used = static_cast<int>((valid + lps - 1) / lps);  // logical pages holding keys < kv_length
-                const float* summary = layer.summary +
-                    (static_cast<std::size_t>(params.page_ids[first + e]) * static_cast<std::size_t>(layer.kv_heads) +
-                     static_cast<std::size_t>(h)) * static_cast<std::size_t>(subpages) * 2 * Dz;
-                for (int sub = 0; sub < used; ++sub) {
-                    const float* mn = summary + static_cast<std::size_t>(sub) * 2 * Dz;
-                    for (int g0 = 0; g0 < G; g0 += 64) {
-                        const int gn = std::min(64, G - g0);
-                        score(qf + static_cast<std::size_t>(g0) * Dz, gn, D, mn, mn + Dz, sub_scores);
-                        for (int g = 0; g < gn; ++g) {
-                            float& best = scores[static_cast<std::size_t>(g0 + g) * static_cast<std::size_t>(widest) + static_cast<std::size_t>(e)];
-                            best = std::max(best, sub_scores[g]);
-                        }
+                const std::int32_t page = params.page_ids[first + e];
+                for (int g0 = 0; g0 < G; g0 += 64) {
+                    const int gn = std::min(64, G - g0);
+                    summaries.score_subs(page, h, 0, used, qf + static_cast<std::size_t>(g0) * q_floats, gn, sub_scores);
+                    for (int g = 0; g < gn; ++g) {
+                        float& best = scores[static_cast<std::size_t>(g0 + g) * static_cast<std::size_t>(widest) + static_cast<std::size_t>(e)];
+                        best = std::max(best, sub_scores[g]);
                     }
                 }
             }

@@ -18,4 +18,9 @@ std::uint64_t page_select_workspace_bytes(const inf_page_select_params& params);
 // Parallel over (sequence, KV head).
 void page_select(const inf_page_select_params& params);
 
+// The scores page_select gives logical page sub of (page, head) for query rows q [groups][head_dim], read
+// from the summaries in any summary_bits form (the int8 scale applied to the finished sum): for tests.
+void score_logical_page(const inf_kv_layer& layer, std::int32_t page, std::int32_t head, std::int32_t sub,
+                        const float* q, int groups, float* out);
+
 }  // namespace inf::cpu

@@ -17,6 +17,10 @@
 // (-inf when none); per-KV-head lists take the max over the group's q heads. A NaN score counts as -inf,
 // -0 as +0.
 //
+// Compact summaries (layer.summary_bits 16 or 8, layout in attention_params.h): bfloat16 bounds are
+// widened to f32 on load; int8 codes are converted and the box's scale (>= 0) multiplies the finished
+// sum, which equals the sum over the decoded bounds (the scale commutes with the max).
+//
 // Ranking key: (order-preserving bits of the score) << 32 | (0xFFFFFFFF - entry), so equal scores are
 // broken in favour of the LOWER entry index, and all keys of a list are distinct: the top k_s keys are
 // exactly the keys >= the k_s-th largest. The entry holding the newest key (position kv_lengths[s] - 1;
@@ -123,6 +127,17 @@ __global__ void __launch_bounds__(kStartsThreads) page_starts_kernel(inf_page_se
     }
 }
 
+// Bound i (0 .. 2 * head_dim: min, then max) of a stored summary box, as f32 (int8: the bare code).
+__device__ __forceinline__ float summary_value(const unsigned char* box, int bits, int i) {
+    if (bits == 16) {
+        return __uint_as_float(static_cast<unsigned>(reinterpret_cast<const unsigned short*>(box)[i]) << 16);
+    }
+    if (bits == 8) {
+        return static_cast<float>(reinterpret_cast<const signed char*>(box)[i]);
+    }
+    return reinterpret_cast<const float*>(box)[i];
+}
+
 // One warp per (entry j, KV head h): scores of j for the q heads of h's group.
 __global__ void __launch_bounds__(kScoreThreads) page_score_kernel(inf_page_select_params p, std::int64_t items,
                                                                     unsigned long long* __restrict__ keys) {
@@ -156,7 +171,11 @@ __global__ void __launch_bounds__(kScoreThreads) page_score_kernel(inf_page_sele
     const int dim = p.layer.head_dim;
     const int lps = p.layer.logical_page_size;
     const int subs = p.layer.page_size / lps;
-    const float* summary = p.layer.summary + (page * kv_heads + h) * subs * 2 * dim;
+    const int bits = p.layer.summary_bits == 16 || p.layer.summary_bits == 8 ? p.layer.summary_bits : 32;
+    const std::int64_t boxes = static_cast<std::int64_t>(kv_heads) * subs;
+    const std::int64_t page_bytes = boxes * 2 * dim * (bits / 8) + (bits == 8 ? boxes * 4 : 0);
+    const unsigned char* summary = reinterpret_cast<const unsigned char*>(p.layer.summary) + page * page_bytes;
+    const float* scales = reinterpret_cast<const float*>(summary + boxes * 2 * dim);  // int8 only
     const std::int64_t q_row = p.q_rows[s];
     const int heads_axis = p.per_query_head != 0 ? p.q_heads : kv_heads;
     unsigned long long* list_keys = keys + static_cast<std::int64_t>(base) * heads_axis;
@@ -175,21 +194,25 @@ __global__ void __launch_bounds__(kScoreThreads) page_score_kernel(inf_page_sele
             if (first + static_cast<std::int64_t>(l) * lps >= kv_length) {
                 break;  // this and later sub-pages hold no key < kv_length
             }
-            const float* kmin = summary + static_cast<std::int64_t>(l) * 2 * dim;
-            const float* kmax = kmin + dim;
+            const std::int64_t box = static_cast<std::int64_t>(h) * subs + l;
+            const unsigned char* values = summary + box * 2 * dim * (bits / 8);
             float partial = 0.0f;
 #pragma unroll
             for (int t = 0; t < kMaxDimPerLane; ++t) {
                 const int i = lane + 32 * t;
                 if (i < dim) {
-                    partial += fmaxf(q[t] * kmax[i], q[t] * kmin[i]);
+                    partial += fmaxf(q[t] * summary_value(values, bits, dim + i), q[t] * summary_value(values, bits, i));
                 }
             }
 #pragma unroll
             for (int offset = 16; offset >= 1; offset >>= 1) {
                 partial += __shfl_xor_sync(kFull, partial, offset);
             }
-            const bool written = kmin[0] <= kmax[0];  // same value on every lane
+            if (bits == 8) {
+                partial *= scales[box];
+            }
+            // Same value on every lane; an empty int8 box has codes 127 > -127 whatever its scale.
+            const bool written = summary_value(values, bits, 0) <= summary_value(values, bits, dim);
             if (written && partial == partial && partial > score) {
                 score = partial;
             }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -24,7 +25,82 @@ std::uint64_t grown_size(std::uint64_t current, std::uint64_t needed) noexcept {
     return std::max(needed, grown > current ? grown : needed);
 }
 
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Bytes of one stored summary value; the int8 form adds a float scale per (logical page, head).
+std::uint64_t summary_value_bytes(std::int32_t bits) noexcept { return bits == 8 ? 1 : bits == 16 ? 2 : 4; }
+
 }  // namespace
+
+// ---- compact summary codecs ----------------------------------------------------------------------
+
+std::uint16_t bf16_round_down(float x) noexcept {
+    if (x != x) {
+        return f32_to_bf16(x);
+    }
+    std::uint32_t bits = 0;
+    std::memcpy(&bits, &x, sizeof bits);
+    auto top = static_cast<std::uint16_t>(bits >> 16);  // truncation: toward zero
+    if ((bits & 0xFFFFu) != 0 && (bits >> 31) != 0) {
+        ++top;  // a negative value truncated upward: one step further from zero (-inf past the last finite)
+    }
+    return top;
+}
+
+std::uint16_t bf16_round_up(float x) noexcept {
+    return static_cast<std::uint16_t>(bf16_round_down(-x) ^ 0x8000u);  // up(x) = -down(-x)
+}
+
+void encode_int8_box(const float* lo, const float* hi, int dim, std::int8_t* codes, float* scale) noexcept {
+    const auto fill = [&](std::int8_t low, std::int8_t high, float value) {
+        std::fill_n(codes, dim, low);
+        std::fill_n(codes + dim, dim, high);
+        *scale = value;
+    };
+    if (!(lo[0] <= hi[0])) {
+        fill(127, -127, kInf);  // empty: decodes to min = +inf, max = -inf
+        return;
+    }
+    float m = 0.0f;
+    for (int d = 0; d < dim; ++d) {
+        m = std::max({m, std::fabs(lo[d]), std::fabs(hi[d])});
+    }
+    if (!std::isfinite(m)) {
+        fill(-127, 127, kInf);  // an infinite key: the whole line, still a valid bound
+        return;
+    }
+    if (m == 0.0f) {
+        fill(0, 0, 0.0f);
+        return;
+    }
+    // 127 * s >= m, so every bound lies within codes -127 .. 127.
+    float s = m / 127.0f;
+    while (127.0f * s < m) {
+        s = std::nextafter(s, kInf);
+    }
+    // Outward: the first guess from the division, then stepped until code * s (the decoded value, in
+    // float32 as decode computes it) is on the right side of the bound.
+    for (int d = 0; d < dim; ++d) {
+        float c = std::clamp(std::floor(lo[d] / s), -127.0f, 127.0f);
+        while (c > -127.0f && c * s > lo[d]) {
+            c -= 1.0f;
+        }
+        codes[d] = static_cast<std::int8_t>(c);
+        c = std::clamp(std::ceil(hi[d] / s), -127.0f, 127.0f);
+        while (c < 127.0f && c * s < hi[d]) {
+            c += 1.0f;
+        }
+        codes[dim + d] = static_cast<std::int8_t>(c);
+    }
+    *scale = s;
+}
+
+void decode_int8_box(const std::int8_t* codes, float scale, int dim, float* lo, float* hi) noexcept {
+    for (int d = 0; d < dim; ++d) {
+        lo[d] = static_cast<float>(codes[d]) * scale;
+        hi[d] = static_cast<float>(codes[dim + d]) * scale;
+    }
+}
 
 std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, const char* what) {
     if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a) {
@@ -108,6 +184,10 @@ void PagePool::validate(const inf_page_pool_config& config) {
         fail(INF_STATUS_INVALID_ARGUMENT, "config->logical_page_size (", config.logical_page_size,
              ") must be 0 (no summaries) or a power of two dividing config->page_size (", config.page_size, ")");
     }
+    if (config.summary_bits != 0 && config.summary_bits != 32 && config.summary_bits != 16 && config.summary_bits != 8) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "config->summary_bits (", config.summary_bits,
+             ") must be 0 or 32 (float32), 16 (bfloat16) or 8 (int8 with a scale)");
+    }
     // Every product the pool computes, checked once here.
     const std::uint64_t element = element_size(static_cast<inf_dtype>(dtype));
     const std::uint64_t page_elements = checked_mul(
@@ -123,9 +203,11 @@ void PagePool::validate(const inf_page_pool_config& config) {
     std::uint64_t summary_bytes = 0;
     if (config.logical_page_size != 0) {
         const std::uint64_t logical = static_cast<std::uint64_t>(config.page_size / config.logical_page_size);
+        // Per (head, logical page): 2 * head_dim values, plus the int8 form's float scale.
+        const std::uint64_t bits = static_cast<std::uint64_t>(config.summary_bits == 0 ? 32 : config.summary_bits);
+        const std::uint64_t per_box = 2 * static_cast<std::uint64_t>(config.head_dim) * bits / 8 + (bits == 8 ? 4 : 0);
         summary_bytes = checked_mul(
-            checked_mul(static_cast<std::uint64_t>(config.kv_heads) * logical * 2 * 4 *
-                            static_cast<std::uint64_t>(config.head_dim),
+            checked_mul(static_cast<std::uint64_t>(config.kv_heads) * logical * per_box,
                         static_cast<std::uint64_t>(config.pages), "summary bytes per layer"),
             static_cast<std::uint64_t>(config.layers), "summary bytes over config->layers");
     }
@@ -141,11 +223,13 @@ PagePool::PagePool(std::shared_ptr<Device> device, const inf_page_pool_config& c
     const auto u = [](std::int32_t value) { return static_cast<std::uint64_t>(value); };
     page_elements_ = u(config_.kv_heads) * u(config_.page_size) * u(config_.head_dim);
     layer_kv_bytes_ = page_elements_ * element_bytes_ * u(config_.pages);
+    summary_bits_ = config_.summary_bits == 0 ? 32 : config_.summary_bits;
     if (config_.logical_page_size > 0) {
-        summary_page_floats_ =
-            u(config_.kv_heads) * u(config_.page_size / config_.logical_page_size) * 2 * u(config_.head_dim);
+        const std::uint64_t boxes = u(config_.kv_heads) * u(config_.page_size / config_.logical_page_size);
+        summary_page_floats_ = boxes * 2 * u(config_.head_dim);
+        summary_page_bytes_ = summary_page_floats_ * summary_value_bytes(summary_bits_) + (summary_bits_ == 8 ? boxes * 4 : 0);
     }
-    layer_summary_bytes_ = summary_page_floats_ * sizeof(float) * u(config_.pages);
+    layer_summary_bytes_ = summary_page_bytes_ * u(config_.pages);
     // page_size >= 16 and head_dim % 8 == 0, so K and V pages are multiples of 256 bytes and every
     // region below starts aligned.
     const std::uint64_t kv_bytes = 2 * layer_kv_bytes_ * u(config_.layers);
@@ -190,15 +274,29 @@ void PagePool::initialize_summaries() {
     // page is an empty set), written once and then doubled over all pages of all layers (contiguous),
     // so the device sees O(log(layers * pages)) copies.
     const auto head_dim = static_cast<std::size_t>(config_.head_dim);
-    std::vector<float> page(summary_page_floats_);
-    for (std::size_t block = 0; block < page.size(); block += 2 * head_dim) {
-        std::fill_n(page.begin() + static_cast<std::ptrdiff_t>(block), head_dim, std::numeric_limits<float>::infinity());
-        std::fill_n(page.begin() + static_cast<std::ptrdiff_t>(block + head_dim), head_dim,
-                    -std::numeric_limits<float>::infinity());
+    const std::size_t boxes = summary_page_floats_ / (2 * head_dim);
+    std::vector<unsigned char> page(summary_page_bytes_);
+    for (std::size_t box = 0; box < boxes; ++box) {
+        const std::size_t at = box * 2 * head_dim;
+        if (summary_bits_ == 32) {
+            float* values = reinterpret_cast<float*>(page.data()) + at;
+            std::fill_n(values, head_dim, kInf);
+            std::fill_n(values + head_dim, head_dim, -kInf);
+        } else if (summary_bits_ == 16) {
+            std::uint16_t* values = reinterpret_cast<std::uint16_t*>(page.data()) + at;
+            std::fill_n(values, head_dim, std::uint16_t{0x7F80});             // +inf
+            std::fill_n(values + head_dim, head_dim, std::uint16_t{0xFF80});  // -inf
+        } else {
+            const float empty_lo = kInf;
+            const float empty_hi = -kInf;
+            float* scales = reinterpret_cast<float*>(page.data() + boxes * 2 * head_dim);
+            encode_int8_box(&empty_lo, &empty_hi, config_.head_dim, reinterpret_cast<std::int8_t*>(page.data()) + at,
+                            scales + box);
+        }
     }
     Backend& backend = device_->backend();
     const std::int32_t ordinal = device_->ordinal();
-    const std::uint64_t page_bytes = summary_page_floats_ * sizeof(float);
+    const std::uint64_t page_bytes = summary_page_bytes_;
     const std::uint64_t total = layer_summary_bytes_ * static_cast<std::uint64_t>(config_.layers);
     backend.copy_from_host(ordinal, summary_, page.data(), page_bytes);
     for (std::uint64_t done = page_bytes; done < total;) {
@@ -221,6 +319,7 @@ inf_kv_layer PagePool::kv_layer(std::int32_t layer) const noexcept {
     out.head_dim = config_.head_dim;
     out.page_size = config_.page_size;
     out.logical_page_size = config_.logical_page_size;
+    out.summary_bits = summary_bits_;
     return out;
 }
 
@@ -234,9 +333,9 @@ void* PagePool::v_page(std::int32_t layer, std::int32_t page) const noexcept {
            static_cast<std::uint64_t>(page) * page_elements_ * element_bytes_;
 }
 
-float* PagePool::summary_page(std::int32_t layer, std::int32_t page) const noexcept {
-    return reinterpret_cast<float*>(summary_ + static_cast<std::uint64_t>(layer) * layer_summary_bytes_) +
-           static_cast<std::uint64_t>(page) * summary_page_floats_;
+unsigned char* PagePool::summary_page(std::int32_t layer, std::int32_t page) const noexcept {
+    return summary_ + static_cast<std::uint64_t>(layer) * layer_summary_bytes_ +
+           static_cast<std::uint64_t>(page) * summary_page_bytes_;
 }
 
 void PagePool::check_layer(std::int32_t layer, const char* argument) const {
@@ -285,7 +384,14 @@ void PagePool::append(std::int32_t layer, std::int32_t tokens, const std::int32_
         params.slots = slots;
         params.k = k;
         params.v = v;
+        if (summary_bits_ != 32) {
+            params.layer.summary = nullptr;  // the CPU kernel keeps float32 summaries only: compact ones below
+        }
         backend.kv_append(device_->ordinal(), params);
+        if (summary_bits_ != 32 && summary_page_bytes_ != 0) {
+            ScratchLease scratch(*this);
+            update_compact_summaries(layer, tokens, pages, slots, *scratch);
+        }
         return;
     }
     // A device pool: k, v, pages and slots go to the device first, into this call's scratch set (one
@@ -311,6 +417,91 @@ void PagePool::append(std::int32_t layer, std::int32_t tokens, const std::int32_
     params.pages = reinterpret_cast<const std::int32_t*>(base + 2 * kv_aligned);
     params.slots = reinterpret_cast<const std::int32_t*>(base + 2 * kv_aligned + int_aligned);
     backend.kv_append(ordinal, params);
+}
+
+void PagePool::update_compact_summaries(std::int32_t layer, std::int32_t tokens, const std::int32_t* pages,
+                                        const std::int32_t* slots, PoolScratch& scratch) {
+    // Tokens are grouped by logical page, in append order within each group, so that a group is decoded
+    // and encoded once: its box starts from the decoded stored one (or empty at a slot-0 restart), widens
+    // by each stored key in float32, and is re-encoded outward only when it changed. The stored box thus
+    // contains the previous decoded box and every new key: by induction, every key since the restart.
+    const int dim = config_.head_dim;
+    const int lps = config_.logical_page_size;
+    const int subs = config_.page_size / lps;
+    const std::uint64_t boxes = static_cast<std::uint64_t>(config_.kv_heads) * static_cast<std::uint64_t>(subs);
+    std::vector<std::int32_t>& group = scratch.host_ints;  // [tokens] done flags, then the group's tokens
+    group.assign(2 * static_cast<std::size_t>(tokens), 0);
+    std::int32_t* done = group.data();
+    std::int32_t* members = done + tokens;
+    float lo[256];
+    float hi[256];
+    float key[256];
+    for (std::int32_t i = 0; i < tokens; ++i) {
+        if (done[i] != 0) {
+            continue;
+        }
+        const std::int32_t page = pages[i];
+        const std::int32_t sub = slots[i] / lps;
+        int count = 0;
+        for (std::int32_t j = i; j < tokens; ++j) {
+            if (pages[j] == page && slots[j] / lps == sub) {
+                done[j] = 1;
+                members[count++] = j;
+            }
+        }
+        unsigned char* stored = summary_page(layer, page);
+        for (std::int32_t h = 0; h < config_.kv_heads; ++h) {
+            const std::uint64_t box = static_cast<std::uint64_t>(h) * static_cast<std::uint64_t>(subs) + static_cast<std::uint64_t>(sub);
+            const std::uint64_t at = box * 2 * static_cast<std::uint64_t>(dim);
+            auto* bf16 = reinterpret_cast<std::uint16_t*>(stored) + at;
+            auto* codes = reinterpret_cast<std::int8_t*>(stored) + at;
+            auto* scale = reinterpret_cast<float*>(stored + boxes * 2 * static_cast<std::uint64_t>(dim)) + box;
+            if (summary_bits_ == 16) {
+                for (int d = 0; d < dim; ++d) {
+                    lo[d] = bf16_to_f32(bf16[d]);
+                    hi[d] = bf16_to_f32(bf16[dim + d]);
+                }
+            } else {
+                decode_int8_box(codes, *scale, dim, lo, hi);
+            }
+            bool changed = false;
+            for (int m = 0; m < count; ++m) {
+                const std::int32_t t = members[m];
+                if (slots[t] % lps == 0) {
+                    std::fill_n(lo, dim, kInf);
+                    std::fill_n(hi, dim, -kInf);
+                    changed = true;
+                }
+                const std::uint64_t element = ((static_cast<std::uint64_t>(page) * static_cast<std::uint64_t>(config_.kv_heads) +
+                                                static_cast<std::uint64_t>(h)) * static_cast<std::uint64_t>(config_.page_size) +
+                                               static_cast<std::uint64_t>(slots[t])) * static_cast<std::uint64_t>(dim);
+                // The key as stored (rounded to the pool's dtype): what attention reads.
+                to_f32(config_.dtype, k_ + static_cast<std::uint64_t>(layer) * layer_kv_bytes_ + element * element_bytes_,
+                       key, static_cast<std::uint64_t>(dim));
+                for (int d = 0; d < dim; ++d) {
+                    if (key[d] < lo[d]) {
+                        lo[d] = key[d];
+                        changed = true;
+                    }
+                    if (key[d] > hi[d]) {
+                        hi[d] = key[d];
+                        changed = true;
+                    }
+                }
+            }
+            if (!changed) {
+                continue;  // re-encoding an unchanged box could only widen it
+            }
+            if (summary_bits_ == 16) {
+                for (int d = 0; d < dim; ++d) {
+                    bf16[d] = bf16_round_down(lo[d]);
+                    bf16[dim + d] = bf16_round_up(hi[d]);
+                }
+            } else {
+                encode_int8_box(lo, hi, dim, codes, scale);
+            }
+        }
+    }
 }
 
 void PagePool::read_page(std::int32_t layer, std::int32_t page, float* k_out, float* v_out) const {
@@ -343,8 +534,30 @@ void PagePool::read_summary(std::int32_t layer, std::int32_t page, float* summar
     if (summary_page_floats_ == 0) {
         fail(INF_STATUS_UNSUPPORTED, "the pool keeps no summaries (config->logical_page_size is 0)");
     }
-    device_->backend().copy_to_host(device_->ordinal(), summary_out, summary_page(layer, page),
-                                    summary_page_floats_ * sizeof(float));
+    Backend& backend = device_->backend();
+    if (summary_bits_ == 32) {
+        backend.copy_to_host(device_->ordinal(), summary_out, summary_page(layer, page), summary_page_bytes_);
+        return;
+    }
+    // A compact form: the stored bytes (a diagnostic read, not a hot path), decoded to the float32 box.
+    std::vector<unsigned char> host(summary_page_bytes_);
+    backend.copy_to_host(device_->ordinal(), host.data(), summary_page(layer, page), summary_page_bytes_);
+    const int dim = config_.head_dim;
+    const std::uint64_t boxes = summary_page_floats_ / (2 * static_cast<std::uint64_t>(dim));
+    for (std::uint64_t box = 0; box < boxes; ++box) {
+        float* lo = summary_out + box * 2 * static_cast<std::uint64_t>(dim);
+        if (summary_bits_ == 16) {
+            const auto* bits = reinterpret_cast<const std::uint16_t*>(host.data()) + box * 2 * static_cast<std::uint64_t>(dim);
+            for (int d = 0; d < 2 * dim; ++d) {
+                lo[d] = bf16_to_f32(bits[d]);
+            }
+        } else {
+            float scale = 0.0f;
+            std::memcpy(&scale, host.data() + boxes * 2 * static_cast<std::uint64_t>(dim) + box * sizeof(float), sizeof scale);
+            decode_int8_box(reinterpret_cast<const std::int8_t*>(host.data()) + box * 2 * static_cast<std::uint64_t>(dim),
+                            scale, dim, lo, lo + dim);
+        }
+    }
 }
 
 void PagePool::copy_pages(PagePool& dst, const std::int32_t* dst_pages, const PagePool& src,
@@ -362,6 +575,9 @@ void PagePool::copy_pages(PagePool& dst, const std::int32_t* dst_pages, const Pa
     if (a.page_size != b.page_size) differ("page_size", a.page_size, b.page_size);
     if (a.logical_page_size != b.logical_page_size) {
         differ("logical_page_size", a.logical_page_size, b.logical_page_size);
+    }
+    if (a.logical_page_size != 0 && dst.summary_bits_ != src.summary_bits_) {
+        differ("summary_bits", dst.summary_bits_, src.summary_bits_);
     }
     if (count < 0) {
         fail(INF_STATUS_INVALID_ARGUMENT, "count (", count, ") must be >= 0");
@@ -423,7 +639,7 @@ void PagePool::copy_pages(PagePool& dst, const std::int32_t* dst_pages, const Pa
         }
     };
     const std::uint64_t kv_page_bytes = dst.page_elements_ * dst.element_bytes_;
-    const std::uint64_t summary_page_bytes = dst.summary_page_floats_ * sizeof(float);
+    const std::uint64_t summary_page_bytes = dst.summary_page_bytes_;  // copied as stored
     // Runs of consecutive pages on both sides move as one block per layer and array.
     for (std::int32_t i = 0; i < count;) {
         std::int32_t run = 1;

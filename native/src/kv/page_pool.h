@@ -1,8 +1,9 @@
 // The object behind inf_page_pool: a paged KV cache of one model shape on one device.
 //
 // Layout (attention_params.h): one allocation made at creation holds, for every layer, K and V
-// [pages][kv_heads][page_size][head_dim] of dtype, then (when logical_page_size > 0) the float32
-// summaries [pages][kv_heads][page_size / logical_page_size][2][head_dim]:
+// [pages][kv_heads][page_size][head_dim] of dtype, then (when logical_page_size > 0) the summaries
+// [pages][kv_heads][page_size / logical_page_size][2][head_dim] as float32, bfloat16 or int8 codes plus a
+// scale per (logical page, head) (config.summary_bits; the byte layout is inf_kv_layer's):
 //
 //   [K layer 0 .. K layer L-1][V layer 0 .. V layer L-1][summary layer 0 .. summary layer L-1]
 //
@@ -80,8 +81,12 @@ public:
 
     // Elements of K (or V) in one page: kv_heads * page_size * head_dim.
     std::uint64_t page_elements() const noexcept { return page_elements_; }
-    // Floats of one page's summary (0 without summaries).
+    // Floats of one page's summary as read_summary returns it (0 without summaries).
     std::uint64_t summary_page_floats() const noexcept { return summary_page_floats_; }
+    // Bits per stored summary value: 32, 16 or 8 (config.summary_bits, 0 read as 32).
+    std::int32_t summary_bits() const noexcept { return summary_bits_; }
+    // Bytes of one page's stored summary (0 without summaries).
+    std::uint64_t summary_page_bytes() const noexcept { return summary_page_bytes_; }
 
     // Layer layer (must be valid) as the kernels see it.
     inf_kv_layer kv_layer(std::int32_t layer) const noexcept;
@@ -107,14 +112,20 @@ public:
 private:
     void* k_page(std::int32_t layer, std::int32_t page) const noexcept;
     void* v_page(std::int32_t layer, std::int32_t page) const noexcept;
-    float* summary_page(std::int32_t layer, std::int32_t page) const noexcept;
+    unsigned char* summary_page(std::int32_t layer, std::int32_t page) const noexcept;
     void initialize_summaries();
+    // Widens (or restarts) the compact summaries of the logical pages an append on a host backend wrote,
+    // from the keys as stored; the kernel itself keeps only float32 summaries.
+    void update_compact_summaries(std::int32_t layer, std::int32_t tokens, const std::int32_t* pages,
+                                  const std::int32_t* slots, PoolScratch& scratch);
 
     std::shared_ptr<Device> device_;
     inf_page_pool_config config_;
     std::uint32_t element_bytes_ = 0;
     std::uint64_t page_elements_ = 0;
     std::uint64_t summary_page_floats_ = 0;
+    std::uint64_t summary_page_bytes_ = 0;
+    std::int32_t summary_bits_ = 32;
     std::uint64_t layer_kv_bytes_ = 0;       // K (or V) of one layer
     std::uint64_t layer_summary_bytes_ = 0;  // summaries of one layer
     std::uint64_t bytes_ = 0;
@@ -141,6 +152,18 @@ private:
     const PagePool& pool_;
     std::unique_ptr<PoolScratch> scratch_;
 };
+
+// Compact summary codecs (inf_kv_layer.summary_bits). Every one rounds outward, so the decoded box
+// contains the box it encodes.
+// The largest bfloat16 <= x / the smallest bfloat16 >= x (NaN stays NaN).
+std::uint16_t bf16_round_down(float x) noexcept;
+std::uint16_t bf16_round_up(float x) noexcept;
+// Encodes the box lo[d] <= hi[d] (d < dim) as int8 codes (dim min codes, then dim max codes) and one scale:
+// value = code * scale with scale >= max(|lo|, |hi|) / 127. An empty box (lo[0] > hi[0]) becomes
+// scale = +inf, codes 127 / -127; a box with a non-finite bound becomes [-inf, +inf].
+void encode_int8_box(const float* lo, const float* hi, int dim, std::int8_t* codes, float* scale) noexcept;
+// Decodes into lo and hi (the inverse view of encode_int8_box).
+void decode_int8_box(const std::int8_t* codes, float scale, int dim, float* lo, float* hi) noexcept;
 
 // a * b, or OUT_OF_RANGE "<what> overflows 64 bits" (what describes the product).
 std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, const char* what);

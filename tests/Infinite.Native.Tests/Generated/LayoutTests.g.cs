@@ -34,21 +34,22 @@ public sealed class LayoutTests
     [Fact]
     public void inf_live_objects_has_native_layout()
     {
-        Assert.Equal(40, Unsafe.SizeOf<inf_live_objects>());
-        Assert.Equal(40, Marshal.SizeOf<inf_live_objects>());
+        Assert.Equal(48, Unsafe.SizeOf<inf_live_objects>());
+        Assert.Equal(48, Marshal.SizeOf<inf_live_objects>());
         Assert.Equal(0, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.size)).ToInt64());
         Assert.Equal(4, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.reserved)).ToInt64());
         Assert.Equal(8, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.devices)).ToInt64());
         Assert.Equal(16, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.buffers)).ToInt64());
         Assert.Equal(24, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.buffer_bytes)).ToInt64());
         Assert.Equal(32, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.page_pools)).ToInt64());
+        Assert.Equal(40, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.models)).ToInt64());
     }
 
     [Fact]
     public void inf_page_pool_config_has_native_layout()
     {
-        Assert.Equal(32, Unsafe.SizeOf<inf_page_pool_config>());
-        Assert.Equal(32, Marshal.SizeOf<inf_page_pool_config>());
+        Assert.Equal(36, Unsafe.SizeOf<inf_page_pool_config>());
+        Assert.Equal(36, Marshal.SizeOf<inf_page_pool_config>());
         Assert.Equal(0, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.size)).ToInt64());
         Assert.Equal(4, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.dtype)).ToInt64());
         Assert.Equal(8, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.layers)).ToInt64());
@@ -57,6 +58,7 @@ public sealed class LayoutTests
         Assert.Equal(20, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.page_size)).ToInt64());
         Assert.Equal(24, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.pages)).ToInt64());
         Assert.Equal(28, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.logical_page_size)).ToInt64());
+        Assert.Equal(32, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.summary_bits)).ToInt64());
     }
 
     [Fact]

@@ -33,6 +33,19 @@ public sealed class NativeModelTests
     }
 
     [Fact]
+    public void Live_object_counts_include_models()
+    {
+        using var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 93);
+        LiveObjects before = InfiniteLibrary.GetLiveObjects();
+        using (var device = Device.Cpu())
+        using (NativeModel model = NativeModel.Create(device, NativeExecutor.ToNative(weights.Config), Tensors(weights)))
+        {
+            Assert.Equal(before.Models + 1, InfiniteLibrary.GetLiveObjects().Models);
+        }
+        Assert.Equal(before, InfiniteLibrary.GetLiveObjects());
+    }
+
+    [Fact]
     public void Missing_and_extra_tensors_are_named()
     {
         using var weights = TestWeights.Random(TestWeights.TinyConfig(), seed: 92);
