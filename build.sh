@@ -3,9 +3,9 @@
 #   ./build.sh deps       install what is missing (Debian/Ubuntu as root; otherwise prints the commands)
 #   ./build.sh build      native (CMake + Ninja) and managed (dotnet build Interop.sln)
 #   ./build.sh test       deps + build, bindings drift check, ctest, ctest under ASan+UBSan, dotnet test
-#   ./build.sh run [-- ARGS]   deps + build, then the `infinite` CLI (default: info and devices)
+#   ./build.sh run [-- ARGS]   deps + build, then the `infinite` CLI (default: serve the demo model on 127.0.0.1:8000)
 #   ./build.sh bench      native micro-benchmarks
-#   ./build.sh pack       NuGet package with runtimes/linux-x64/native/libinfinite*.so in artifacts/packages
+#   ./build.sh pack       NuGet packages Infinite + Infinite.Native (runtimes/linux-x64/native/libinfinite*.so) in artifacts/packages
 #   ./build.sh bindings   regenerate the P/Invoke declarations and layout tests from infinite.h
 #   ./build.sh gpu-check  on a GPU machine without dotnet: CUDA build, native tests, benchmark, a short table
 #   ./build.sh clean      remove build/ and artifacts/
@@ -172,14 +172,28 @@ cmd_test() {
 cmd_run() {
   cmd_deps
   cmd_build
-  step "infinite ${*:-info; devices}"
   local cli=(dotnet run --project src/Infinite.Cli -c "$CONFIG" --no-build --)
   if [ $# -gt 0 ]; then
+    step "infinite $*"
     "${cli[@]}" "$@"
-  else
-    "${cli[@]}" info
-    "${cli[@]}" devices
+    return
   fi
+  step "infinite serve (the built-in demo model on http://127.0.0.1:8000; Ctrl+C stops it)"
+  cat <<'USAGE'
+The demo model has RANDOM weights: the server works, its text is gibberish. For real text:
+  ./build.sh run -- serve --model /path/to/model.gguf        (or a Hugging Face folder)
+
+Try it from another terminal once the banner shows:
+  curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \
+    -d '{"model": "infinite-demo-12m-f32-seed1.gguf", "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 32}'
+
+Or from C# (package OpenAI):
+  var client = new OpenAI.Chat.ChatClient("infinite-demo-12m-f32-seed1.gguf", new System.ClientModel.ApiKeyCredential("none"),
+      new OpenAI.OpenAIClientOptions { Endpoint = new Uri("http://127.0.0.1:8000/v1") });
+  Console.WriteLine((await client.CompleteChatAsync("Hello!")).Value.Content[0].Text);
+
+USAGE
+  "${cli[@]}" serve
 }
 
 cmd_bench() {
@@ -188,10 +202,18 @@ cmd_bench() {
   "$NATIVE_BUILD/bin/infinite_bench" "$@"
 }
 
+# Infinite.Native carries libinfinite*.so under runtimes/linux-x64/native; Infinite depends on it.
+# INFINITE_VERSION overrides the version of Directory.Build.props (e.g. 0.2.0-preview.1).
 cmd_pack() {
   cmd_build
   step "pack"
-  dotnet pack bindings/Infinite.Native -c "$CONFIG" --no-build -o artifacts/packages
+  [ -f "$NATIVE_BUILD/lib/libinfinite.so" ] || die "no $NATIVE_BUILD/lib/libinfinite.so to pack"
+  local version=()
+  [ -n "${INFINITE_VERSION:-}" ] && version=("-p:Version=$INFINITE_VERSION")
+  local project
+  for project in bindings/Infinite.Native src/Infinite; do
+    dotnet pack "$project" -c "$CONFIG" --no-build -nologo -o artifacts/packages "${version[@]}"
+  done
   ls -l artifacts/packages
 }
 

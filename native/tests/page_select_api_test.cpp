@@ -563,3 +563,51 @@ TEST(AttentionRunSparse, FieldErrorsAndOldCallers) {
     head_starts[9] = head_starts[8] - 1;
     EXPECT_ERROR(INF_STATUS_INVALID_ARGUMENT, "batch->head_page_starts[9] (7) is less than batch->head_page_starts[8] (8)", run(bad));
 }
+
+namespace {
+
+// A 700-entry page table (several of the selector's work blocks) over 96 pool pages: pages 90-92 hold keys
+// aligned with every query head and appear once, at entries spread over the blocks; the other entries cycle
+// through pages 0-89 of small random keys. Per KV head, the selection is exactly those three + the newest.
+TEST(PageSelect, LongTablesSplitAcrossThreadsFindPlantedEntriesInEveryBlock) {
+    const Device device = make_device();
+    const Pool pool = make_pool(device.get(), select_config());
+    const std::vector<float> q = structured_q(1, 41);
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<float> small(-0.1F, 0.1F);
+    std::vector<int32_t> pages, slots;
+    std::vector<float> k(static_cast<std::size_t>(kPages) * kPageSize * kKvHeads * kDim), v(k.size());
+    for (auto& x : k) x = small(rng);
+    for (auto& x : v) x = small(rng);
+    for (int32_t p = 0; p < kPages; ++p) {
+        for (int32_t t = 0; t < kPageSize; ++t) {
+            pages.push_back(p);
+            slots.push_back(t);
+        }
+    }
+    for (const int32_t p : {90, 91, 92}) {
+        for (int32_t g = 0; g < kQHeads; ++g) {
+            const int32_t t = p * kPageSize + 1 + 3 * (g % kGroup);
+            float* key = k.data() + (static_cast<std::size_t>(t) * kKvHeads + static_cast<std::size_t>(g / kGroup)) * kDim;
+            for (int32_t d = 0; d < kDim; ++d) key[d] = 3.0F * q[static_cast<std::size_t>(g) * kDim + static_cast<std::size_t>(d)];
+        }
+    }
+    ASSERT_OK(inf_page_pool_append(pool.get(), kLayer, kPages * kPageSize, pages.data(), slots.data(), k.data(), v.data()));
+
+    constexpr int32_t kEntries = 700;
+    Tables t;
+    t.q_rows = {0};
+    t.kv_lengths = {kEntries * kPageSize};
+    for (int32_t e = 0; e < kEntries; ++e) {
+        t.page_ids.push_back(e == 300 ? 90 : e == 555 ? 91 : e == 690 ? 92 : e % 90);
+    }
+    t.page_starts.push_back(kEntries);
+    Buffer qb = make_buffer(device.get(), q.size() * 4);
+    ASSERT_OK(inf_buffer_write(qb.get(), 0, q.data(), q.size() * 4));
+    const Selection sel = select(pool.get(), t.view(4 * kPageSize, 0), qb.get());
+    for (int32_t h = 0; h < kKvHeads; ++h) {
+        EXPECT_EQ(list_of(sel, h), (std::vector<int32_t>{300, 555, 690, 699})) << "KV head " << h;
+    }
+}
+
+}  // namespace

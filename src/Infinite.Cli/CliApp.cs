@@ -10,6 +10,7 @@ internal static class CliApp
         DevicesCommand.Create(),
         InfoCommand.Create(),
         GenerateCommand.Create(),
+        ServeCommand.Create(),
         BenchCommand.Create(),
     };
 }

@@ -102,6 +102,10 @@ typedef struct inf_page_select_params {
     int32_t* head_page_indices;    /* output */
     void* workspace;               /* scratch for scores, workspace_bytes long */
     uint64_t workspace_bytes;
+    /* Optional [kv_heads] flags: a nonzero KV head (a streaming head, which never reads a selection) is
+     * not scored and its lists may come out empty. Backends may ignore it (its lists are then ordinary
+     * selections). NULL: every head is scored. */
+    const int32_t* skip_kv_heads;
 } inf_page_select_params;
 
 /* Merges parts partial results (o: [rows][head_dim], lse: [rows]) into o_out/lse_out (which may be

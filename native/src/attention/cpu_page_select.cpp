@@ -407,6 +407,14 @@ int kept(const inf_page_select_params& p, int s) {
     return std::min(entries, std::max(1, p.budget_pages));
 }
 
+bool skipped(const inf_page_select_params& p, int kv_head) {
+    return p.skip_kv_heads != nullptr && p.skip_kv_heads[kv_head] != 0;
+}
+
+// Entries one work item scores: long page tables are split so that one (sequence, head) spreads over
+// every thread (batch 1 with one retrieval head per layer is the common long-context case).
+constexpr int kEntryBlock = 256;
+
 int max_entries(const inf_page_select_params& p) {
     int widest = 0;
     for (int s = 0; s < p.sequences; ++s) {
@@ -415,11 +423,18 @@ int max_entries(const inf_page_select_params& p) {
     return widest;
 }
 
-// Floats of one thread's scratch: G query rows (doubled: the split form of compact summaries), G score
-// rows, one index row (as floats' room).
+// Floats of one thread's scratch: G query rows (doubled: the split form of compact summaries) and one
+// index row (as floats' room).
 std::uint64_t thread_floats(const inf_page_select_params& p, int widest) {
     const std::uint64_t G = static_cast<std::uint64_t>(p.q_heads / std::max(1, p.layer.kv_heads));
-    return 2 * G * static_cast<std::uint64_t>(p.layer.head_dim) + (G + 1) * static_cast<std::uint64_t>(widest) + 16;
+    return 2 * G * static_cast<std::uint64_t>(p.layer.head_dim) + static_cast<std::uint64_t>(widest) + 16;
+}
+
+// Floats of the shared score rows: [sequences * kv_heads][G][widest].
+std::uint64_t score_floats(const inf_page_select_params& p, int widest) {
+    const std::uint64_t G = static_cast<std::uint64_t>(p.q_heads / std::max(1, p.layer.kv_heads));
+    return static_cast<std::uint64_t>(p.sequences) * static_cast<std::uint64_t>(p.layer.kv_heads) * G *
+           static_cast<std::uint64_t>(widest);
 }
 
 // Keeps the count best of scores[0, entries) (forced first when >= 0) and writes them ascending to out.
@@ -483,7 +498,7 @@ std::uint64_t page_select_workspace_bytes(const inf_page_select_params& params) 
     }
     const int widest = max_entries(params);
     const std::uint64_t threads = static_cast<std::uint64_t>(ThreadPool::instance().threads());
-    return threads * thread_floats(params, widest) * sizeof(float);
+    return (score_floats(params, widest) + threads * thread_floats(params, widest)) * sizeof(float);
 }
 
 void page_select(const inf_page_select_params& params) {
@@ -497,67 +512,90 @@ void page_select(const inf_page_select_params& params) {
         fail(INF_STATUS_INVALID_ARGUMENT, "cpu page_select: no summaries or unsupported shape");
     }
     const int lists = lists_per_sequence(params);
+    const int G = params.q_heads / layer.kv_heads;
     std::int32_t* starts = params.head_page_starts;
     starts[0] = 0;
     for (int s = 0; s < params.sequences; ++s) {
         const int count = kept(params, s);
         for (int l = 0; l < lists; ++l) {
             const std::int64_t index = static_cast<std::int64_t>(s) * lists + l;
-            starts[index + 1] = starts[index] + count;
+            const int kv_head = params.per_query_head != 0 ? l / G : l;
+            starts[index + 1] = starts[index] + (skipped(params, kv_head) ? 0 : count);
         }
     }
     ThreadPool& pool = ThreadPool::instance();
     const int widest = max_entries(params);
     const std::uint64_t per_thread = thread_floats(params, widest);
-    const std::uint64_t needed = static_cast<std::uint64_t>(pool.threads()) * per_thread * sizeof(float);
+    const std::uint64_t shared = score_floats(params, widest);
+    const std::uint64_t needed = (shared + static_cast<std::uint64_t>(pool.threads()) * per_thread) * sizeof(float);
     if (params.workspace == nullptr || params.workspace_bytes < needed) {
         fail(INF_STATUS_INVALID_ARGUMENT, "cpu page_select: workspace of ", params.workspace_bytes, " bytes, needs ", needed);
     }
-    const int G = params.q_heads / layer.kv_heads;
     const int D = layer.head_dim;
     const std::size_t Dz = static_cast<std::size_t>(D);
+    const std::size_t Wz = static_cast<std::size_t>(widest);
     const int lps = layer.logical_page_size;
     const SummaryView summaries(layer);
     const std::size_t q_floats = summaries.q_row_floats();
-    const std::int64_t units = static_cast<std::int64_t>(params.sequences) * layer.kv_heads;
-    const auto body = [&](std::int64_t begin, std::int64_t end, int thread) {
-        float* base = static_cast<float*>(params.workspace) + static_cast<std::uint64_t>(thread) * per_thread;
-        float* qf = base;                                           // [G][q_row] (split_query's form)
-        float* scores = qf + 2 * static_cast<std::size_t>(G) * Dz;  // [G][widest]
-        float q_row_f32[256];                                       // head_dim <= 256
-        auto* order = reinterpret_cast<std::int32_t*>(scores + static_cast<std::size_t>(G) * static_cast<std::size_t>(widest));
+    float* all_scores = static_cast<float*>(params.workspace);  // [unit][G][widest], unit = s * kv_heads + h
+    float* thread_base = all_scores + shared;
+
+    // Work items: blocks of kEntryBlock entries of the (sequence, head) units that are scored.
+    // unit * blocks_max + block. Capacity kept across calls; `items` names the calling thread's vector (a
+    // thread_local is not captured by the lambdas, which run on pool threads).
+    static thread_local std::vector<std::int64_t> items_of_thread;
+    std::vector<std::int64_t>& items = items_of_thread;
+    items.clear();
+    const int blocks_max = (widest + kEntryBlock - 1) / kEntryBlock;
+    for (int s = 0; s < params.sequences; ++s) {
+        const int entries = params.page_starts[s + 1] - params.page_starts[s];
+        for (int h = 0; h < layer.kv_heads; ++h) {
+            if (skipped(params, h) || entries == 0) {
+                continue;
+            }
+            const std::int64_t unit = static_cast<std::int64_t>(s) * layer.kv_heads + h;
+            for (int b = 0; b * kEntryBlock < entries; ++b) {
+                items.push_back(unit * blocks_max + b);
+            }
+        }
+    }
+
+    const auto score_items = [&](std::int64_t begin, std::int64_t end, int thread) {
+        float* qf = thread_base + static_cast<std::uint64_t>(thread) * per_thread;  // [G][q_row] (split form)
+        float q_row_f32[256];                                                     // head_dim <= 256
         float sub_scores[64];
-        for (std::int64_t unit = begin; unit < end; ++unit) {
+        std::int64_t prepared = -1;  // the unit whose queries qf holds
+        for (std::int64_t item = begin; item < end; ++item) {
+            const std::int64_t unit = items[static_cast<std::size_t>(item)] / blocks_max;
+            const int block = static_cast<int>(items[static_cast<std::size_t>(item)] % blocks_max);
             const int s = static_cast<int>(unit / layer.kv_heads);
             const int h = static_cast<int>(unit % layer.kv_heads);
             const int first = params.page_starts[s];
             const int entries = params.page_starts[s + 1] - first;
-            if (entries == 0) {
-                continue;
-            }
             const std::int64_t kv_length = params.kv_lengths[s];
-            const std::size_t row = static_cast<std::size_t>(params.q_rows[s]);
-            for (int g = 0; g < G; ++g) {
-                const std::size_t at = (row * static_cast<std::size_t>(params.q_heads) + static_cast<std::size_t>(h * G + g)) * Dz;
-                const float* q_row = static_cast<const float*>(params.q) + at;
-                if (params.q_dtype != INF_DTYPE_F32) {
-                    const auto* src = static_cast<const std::uint16_t*>(params.q) + at;
-                    for (std::size_t d = 0; d < Dz; ++d) {
-                        q_row_f32[d] = params.q_dtype == INF_DTYPE_BF16 ? bf16_to_f32(src[d]) : f16_to_f32(src[d]);
+            if (prepared != unit) {
+                const std::size_t row = static_cast<std::size_t>(params.q_rows[s]);
+                for (int g = 0; g < G; ++g) {
+                    const std::size_t at = (row * static_cast<std::size_t>(params.q_heads) + static_cast<std::size_t>(h * G + g)) * Dz;
+                    const float* q_row = static_cast<const float*>(params.q) + at;
+                    if (params.q_dtype != INF_DTYPE_F32) {
+                        const auto* src = static_cast<const std::uint16_t*>(params.q) + at;
+                        for (std::size_t d = 0; d < Dz; ++d) {
+                            q_row_f32[d] = params.q_dtype == INF_DTYPE_BF16 ? bf16_to_f32(src[d]) : f16_to_f32(src[d]);
+                        }
+                        q_row = q_row_f32;
                     }
-                    q_row = q_row_f32;
+                    summaries.split_query(q_row, qf + static_cast<std::size_t>(g) * q_floats);
                 }
-                summaries.split_query(q_row, qf + static_cast<std::size_t>(g) * q_floats);
+                prepared = unit;
             }
-            int forced = -1;
-            for (int e = 0; e < entries; ++e) {
+            float* scores = all_scores + static_cast<std::size_t>(unit) * static_cast<std::size_t>(G) * Wz;
+            const int e_end = std::min(entries, (block + 1) * kEntryBlock);
+            for (int e = block * kEntryBlock; e < e_end; ++e) {
                 const std::int64_t pos0 = params.page_positions[first + e];
                 const std::int64_t valid = std::min<std::int64_t>(layer.page_size, kv_length - pos0);
-                if (forced < 0 && valid > 0 && kv_length - 1 < pos0 + layer.page_size) {  // holds the newest key
-                    forced = e;
-                }
                 for (int g = 0; g < G; ++g) {
-                    scores[static_cast<std::size_t>(g) * static_cast<std::size_t>(widest) + static_cast<std::size_t>(e)] = kNegInf;
+                    scores[static_cast<std::size_t>(g) * Wz + static_cast<std::size_t>(e)] = kNegInf;
                 }
                 if (valid <= 0) {
                     continue;
@@ -568,21 +606,45 @@ void page_select(const inf_page_select_params& params) {
                     const int gn = std::min(64, G - g0);
                     summaries.score_subs(page, h, 0, used, qf + static_cast<std::size_t>(g0) * q_floats, gn, sub_scores);
                     for (int g = 0; g < gn; ++g) {
-                        float& best = scores[static_cast<std::size_t>(g0 + g) * static_cast<std::size_t>(widest) + static_cast<std::size_t>(e)];
+                        float& best = scores[static_cast<std::size_t>(g0 + g) * Wz + static_cast<std::size_t>(e)];
                         best = std::max(best, sub_scores[g]);
                     }
                 }
             }
+        }
+    };
+
+    const std::int64_t units = static_cast<std::int64_t>(params.sequences) * layer.kv_heads;
+    const auto choose = [&](std::int64_t begin, std::int64_t end, int thread) {
+        auto* order = reinterpret_cast<std::int32_t*>(thread_base + static_cast<std::uint64_t>(thread) * per_thread +
+                                                      2 * static_cast<std::size_t>(G) * Dz);
+        for (std::int64_t unit = begin; unit < end; ++unit) {
+            const int s = static_cast<int>(unit / layer.kv_heads);
+            const int h = static_cast<int>(unit % layer.kv_heads);
+            const int first = params.page_starts[s];
+            const int entries = params.page_starts[s + 1] - first;
+            if (entries == 0 || skipped(params, h)) {
+                continue;
+            }
+            const std::int64_t kv_length = params.kv_lengths[s];
+            int forced = -1;  // the entry holding the newest key
+            for (int e = 0; e < entries && forced < 0; ++e) {
+                const std::int64_t pos0 = params.page_positions[first + e];
+                if (kv_length - pos0 > 0 && kv_length - 1 < pos0 + layer.page_size) {
+                    forced = e;
+                }
+            }
+            float* scores = all_scores + static_cast<std::size_t>(unit) * static_cast<std::size_t>(G) * Wz;
             const int count = kept(params, s);
             if (params.per_query_head != 0) {
                 for (int g = 0; g < G; ++g) {
                     const std::int64_t list = static_cast<std::int64_t>(s) * params.q_heads + h * G + g;
-                    top_entries(scores + static_cast<std::size_t>(g) * static_cast<std::size_t>(widest), entries, count,
-                                forced, order, params.head_page_indices + starts[list]);
+                    top_entries(scores + static_cast<std::size_t>(g) * Wz, entries, count, forced, order,
+                                params.head_page_indices + starts[list]);
                 }
             } else {
                 for (int g = 1; g < G; ++g) {
-                    const float* other = scores + static_cast<std::size_t>(g) * static_cast<std::size_t>(widest);
+                    const float* other = scores + static_cast<std::size_t>(g) * Wz;
                     for (int e = 0; e < entries; ++e) {
                         scores[e] = std::max(scores[e], other[e]);
                     }
@@ -592,10 +654,16 @@ void page_select(const inf_page_select_params& params) {
             }
         }
     };
-    if (units == 1) {
-        body(0, 1, 0);
+    const auto items_count = static_cast<std::int64_t>(items.size());
+    if (items_count <= 1) {
+        score_items(0, items_count, 0);
     } else {
-        pool.parallel_for(units, body, 1);
+        pool.parallel_for(items_count, score_items, 1);
+    }
+    if (units == 1) {
+        choose(0, 1, 0);
+    } else {
+        pool.parallel_for(units, choose, 1);
     }
 }
 

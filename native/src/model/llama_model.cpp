@@ -164,6 +164,10 @@ void LlamaModel::select_pages(StepWorkspace& ws, const PagePool& pool, std::int3
     params.page_positions = ws.select_page_positions.data();
     params.head_page_starts = grow(ws.select_starts, lists + 1);
     params.head_page_indices = grow(ws.select_indices, lists * shape.budget_pages);
+    // Streaming heads never read a selection: the selector skips them (half the summaries at LServe's 0.5).
+    if (shape.sparse_step.streaming_heads != nullptr) {
+        params.skip_kv_heads = shape.sparse_step.streaming_heads + std::int64_t{layer} * config_.kv_heads;
+    }
     Backend& backend = device_->backend();
     const std::uint64_t scratch = backend.page_select_workspace_bytes(device_->ordinal(), params);
     params.workspace = grow(ws.select_scratch, static_cast<std::int64_t>(scratch / sizeof(float) + 1));
