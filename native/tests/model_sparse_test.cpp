@@ -1,5 +1,6 @@
 // Sparse steps (LServe): Λ-masked streaming heads, page selection for retrieval heads, selection reuse.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "model_fixture.h"
@@ -207,4 +208,13 @@ TEST(ModelSparse, StreamingAndSelectedHeadsTogetherMatchReference) {
         mask.last_pages.emplace_back(entry + 1, entry + 1 + entry[0]);
     }
     EXPECT_LT(relative_error(logits, reference_logits(config, weights, tokens, &mask)), 1e-4);
+
+    // Reusing the stored selection next step: the streaming heads' empty lists are fine (never read).
+    const std::int32_t reuse = 0;
+    sparse.reselect = &reuse;
+    std::vector<float> next;
+    ASSERT_OK(run_step(model.get(), pool.get(), {{{tokens.front()}, 90, pages}}, &sparse, next, vocab));
+    for (const float x : next) {
+        ASSERT_TRUE(std::isfinite(x));
+    }
 }

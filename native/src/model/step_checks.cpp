@@ -114,8 +114,10 @@ void check_window(std::int32_t sink, std::int32_t local, bool any_streaming, con
     }
 }
 
-// Stored lists reused this step must index the sequence's current entries, ascending, within budget.
-void check_stored(const inf_step_plan& plan, const StepShape& shape, std::int32_t layers, std::int32_t s) {
+// Stored lists reused this step must index the sequence's current entries, ascending, within budget. Lists of
+// streaming heads are never read (the selector leaves them empty), so they are not checked.
+void check_stored(const inf_model_config& model, const inf_step_plan& plan, const StepShape& shape, std::int32_t s) {
+    const std::int32_t layers = model.layers;
     const inf_sparse_step& sp = shape.sparse_step;
     const std::int32_t slot = sp.selection_slots[s];
     const std::int32_t* base = sp.selection_store + std::int64_t{slot} * sp.slot_ints;
@@ -125,6 +127,10 @@ void check_stored(const inf_step_plan& plan, const StepShape& shape, std::int32_
         const std::int32_t* entry = base + list * stride;
         const std::int64_t layer = list / shape.lists_per_sequence;
         const std::int64_t head = list % shape.lists_per_sequence;
+        const std::int64_t kv_head = shape.lists_per_sequence == model.kv_heads ? head : head / (model.q_heads / model.kv_heads);
+        if (sp.streaming_heads != nullptr && sp.streaming_heads[layer * model.kv_heads + kv_head] != 0) {
+            continue;
+        }
         if (entry[0] < 1 || entry[0] > shape.budget_pages) {
             fail(INF_STATUS_INVALID_ARGUMENT, "plan->sparse->selection_store slot ", slot, " (sequence ", s, "), layer ",
                  layer, ", list ", head, ": count ", entry[0], " must be from 1 to ", shape.budget_pages,
@@ -204,7 +210,7 @@ void check_sparse(const inf_model_config& model, const PagePool& pool, const inf
             }
         }
         if (sp.reselect[s] == 0) {
-            check_stored(plan, shape, model.layers, s);
+            check_stored(model, plan, shape, s);
         }
     }
 }
