@@ -3,6 +3,9 @@
 //   attention/machine           2-thread (all-thread) streaming read bandwidth and peak FMA rate.
 //   attention/cpu_decode/...    batch x context decode, 32 q heads / 8 kv heads, head_dim 128, f32 and bf16 KV.
 //   attention/cpu_prefill/...   one sequence, a chunk of query rows at the end of the context, f32.
+//   attention/model_decode/...  the model's shape (8 q heads / 2 kv heads, head_dim 64, bf16): batch 1.
+//   attention/model_prefill/... the same shape: the last 2048-row chunk of a 32K prompt.
+//   attention/decode_shape/...  batch-1 decode at 32K over GQA group (q heads per kv head) x head_dim x dtype.
 // Counters: GB/s = K+V bytes of the visible keys, read once per call; GFLOP/s = 4 * q_heads * head_dim *
 // visible keys, summed over query rows (QK^T and PV, 2 FLOPs per multiply-add each); pct_bw / pct_fma
 // = those rates as a percentage of the measured limits.
@@ -38,10 +41,16 @@
 
 namespace {
 
-constexpr int kQHeads = 32;
-constexpr int kKvHeads = 8;
-constexpr int kHeadDim = 128;
 constexpr int kPageSize = 64;
+
+// The attention shape of a bench row.
+struct Shape {
+    int q_heads;
+    int kv_heads;
+    int head_dim;
+};
+constexpr Shape kWide{32, 8, 128};   // the original rows
+constexpr Shape kModel{8, 2, 64};    // the 12M Llama of model_bench
 
 int bench_threads() {
     if (const char* env = std::getenv("INFINITE_THREADS")) {
@@ -224,39 +233,40 @@ struct BenchPool {
     std::string error;
 };
 
-// One pool per dtype, created and filled (random keys and values through inf_page_pool_append) on first
-// use, kept for the process.
-BenchPool& pool_for(inf_dtype dtype) {
-    static BenchPool pools[3];
-    BenchPool& bp = pools[dtype];
-    if (bp.pool != nullptr || !bp.error.empty()) {
-        return bp;
-    }
+void destroy(BenchPool& bp) {
+    inf_page_pool_destroy(bp.pool);
+    inf_device_destroy(bp.device);
+    bp = BenchPool{};
+}
+
+// A pool of about target bytes for (dtype, shape), created and filled (random keys and values through
+// inf_page_pool_append).
+void create_pool(BenchPool& bp, inf_dtype dtype, const Shape& shape, std::uint64_t target) {
     const std::uint64_t element = dtype == INF_DTYPE_F32 ? 4 : 2;
-    const std::uint64_t page_bytes = element * 2 * kKvHeads * kPageSize * kHeadDim;
-    const std::uint64_t target = dtype == INF_DTYPE_F32 ? (std::uint64_t{2} << 30) : (std::uint64_t{1} << 30);
+    const std::uint64_t page_bytes = element * 2 * static_cast<std::uint64_t>(shape.kv_heads) * kPageSize *
+                                     static_cast<std::uint64_t>(shape.head_dim);
     bp.pages = static_cast<int>(target / page_bytes);
     if (inf_device_create(INF_DEVICE_KIND_CPU, 0, &bp.device) != INF_STATUS_OK) {
         bp.error = inf_last_error();
-        return bp;
+        return;
     }
     inf_page_pool_config config{};
     config.size = sizeof config;
     config.dtype = dtype;
     config.layers = 1;
-    config.kv_heads = kKvHeads;
-    config.head_dim = kHeadDim;
+    config.kv_heads = shape.kv_heads;
+    config.head_dim = shape.head_dim;
     config.page_size = kPageSize;
     config.pages = bp.pages;
     config.logical_page_size = 0;
     if (inf_page_pool_create(bp.device, &config, &bp.pool) != INF_STATUS_OK) {
         bp.error = inf_last_error();
         bp.pool = nullptr;
-        return bp;
+        return;
     }
     const int chunk_pages = 16;
     const int tokens = chunk_pages * kPageSize;
-    std::vector<float> k(static_cast<std::size_t>(tokens) * kKvHeads * kHeadDim);
+    std::vector<float> k(static_cast<std::size_t>(tokens) * static_cast<std::size_t>(shape.kv_heads * shape.head_dim));
     std::vector<float> v(k.size());
     std::uint64_t x = 0x9E3779B97F4A7C15ULL;
     const auto next = [&x] {
@@ -281,10 +291,39 @@ BenchPool& pool_for(inf_dtype dtype) {
         }
         if (inf_page_pool_append(bp.pool, 0, count, page_list.data(), slots.data(), k.data(), v.data()) != INF_STATUS_OK) {
             bp.error = inf_last_error();
-            return bp;
+            return;
         }
     }
-    return bp;
+}
+
+// The wide rows' pools (one per dtype: 2 GiB f32 / 1 GiB bf16) and the model shape's (bf16, 1 GiB) are kept
+// for the process; the decode_shape rows share one 512 MiB pool, replaced when the (dtype, shape) changes.
+BenchPool& pool_for(inf_dtype dtype, const Shape& shape) {
+    static BenchPool wide[3];
+    static BenchPool model;
+    static BenchPool other;
+    static int other_key = -1;
+    const bool is_wide = shape.q_heads == kWide.q_heads && shape.kv_heads == kWide.kv_heads && shape.head_dim == kWide.head_dim;
+    const bool is_model = dtype == INF_DTYPE_BF16 && shape.kv_heads == kModel.kv_heads && shape.head_dim == kModel.head_dim;
+    BenchPool* bp = &other;
+    std::uint64_t target = std::uint64_t{512} << 20;
+    if (is_wide) {
+        bp = &wide[dtype];
+        target = dtype == INF_DTYPE_F32 ? (std::uint64_t{2} << 30) : (std::uint64_t{1} << 30);
+    } else if (is_model) {
+        bp = &model;
+        target = std::uint64_t{1} << 30;
+    } else {
+        const int key = static_cast<int>(dtype) * 100000 + shape.kv_heads * 1000 + shape.head_dim;
+        if (key != other_key) {
+            destroy(other);
+            other_key = key;
+        }
+    }
+    if (bp->pool == nullptr && bp->error.empty()) {
+        create_pool(*bp, dtype, shape, target);
+    }
+    return *bp;
 }
 
 struct Buffers {
@@ -299,17 +338,17 @@ struct Buffers {
 };
 
 // Runs batches (cycling) with q rows of random queries; sets the counters.
-void run_batches(benchmark::State& state, BenchPool& bp, std::vector<inf_attention_batch>& batches, int rows,
-                 double bytes, double flops) {
+void run_batches(benchmark::State& state, BenchPool& bp, const Shape& shape, std::vector<inf_attention_batch>& batches,
+                 int rows, double bytes, double flops) {
     limits();  // measured before any timing
     Buffers buffers;
-    const std::uint64_t q_bytes = static_cast<std::uint64_t>(rows) * kQHeads * kHeadDim * sizeof(float);
+    const std::uint64_t q_bytes = static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(shape.q_heads * shape.head_dim) * sizeof(float);
     if (!check(inf_buffer_create(bp.device, q_bytes, &buffers.q), state, "q") ||
         !check(inf_buffer_create(bp.device, q_bytes, &buffers.o), state, "o") ||
-        !check(inf_buffer_create(bp.device, static_cast<std::uint64_t>(rows) * kQHeads * sizeof(float), &buffers.lse), state, "lse")) {
+        !check(inf_buffer_create(bp.device, static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(shape.q_heads) * sizeof(float), &buffers.lse), state, "lse")) {
         return;
     }
-    std::vector<float> q(static_cast<std::size_t>(rows) * kQHeads * kHeadDim);
+    std::vector<float> q(static_cast<std::size_t>(rows) * static_cast<std::size_t>(shape.q_heads * shape.head_dim));
     for (std::size_t i = 0; i < q.size(); ++i) {
         q[i] = static_cast<float>(std::sin(static_cast<double>(i) * 0.37)) * 2.0f;
     }
@@ -348,8 +387,8 @@ struct BatchArrays {
 
 // sequences x (rows query rows at the end of a context of context tokens); variant v places the pages at
 // (v * needed + ...) % pool pages so successive calls read disjoint memory where the pool allows.
-std::vector<inf_attention_batch> make_batches(std::vector<BatchArrays>& storage, int pool_pages, int sequences,
-                                              int rows, int context, bool* reused) {
+std::vector<inf_attention_batch> make_batches(std::vector<BatchArrays>& storage, int pool_pages, int q_heads,
+                                              int sequences, int rows, int context, bool* reused) {
     const int entries = context / kPageSize;
     const std::int64_t needed = static_cast<std::int64_t>(sequences) * entries;
     *reused = needed > pool_pages;
@@ -375,7 +414,7 @@ std::vector<inf_attention_batch> make_batches(std::vector<BatchArrays>& storage,
         inf_attention_batch batch{};
         batch.size = sizeof batch;
         batch.sequences = sequences;
-        batch.q_heads = kQHeads;
+        batch.q_heads = q_heads;
         batch.q_dtype = INF_DTYPE_F32;
         batch.scale = 0.0f;
         batch.q_starts = a.q_starts.data();
@@ -388,41 +427,42 @@ std::vector<inf_attention_batch> make_batches(std::vector<BatchArrays>& storage,
     return batches;
 }
 
-void bench_decode(benchmark::State& state, inf_dtype dtype, int batch_size, int context) {
-    BenchPool& bp = pool_for(dtype);
+void bench_decode(benchmark::State& state, inf_dtype dtype, const Shape& shape, int batch_size, int context) {
+    BenchPool& bp = pool_for(dtype, shape);
     if (bp.pool == nullptr) {
         state.SkipWithError(("page pool: " + bp.error).c_str());
         return;
     }
     std::vector<BatchArrays> storage;
     bool reused = false;
-    std::vector<inf_attention_batch> batches = make_batches(storage, bp.pages, batch_size, 1, context, &reused);
+    std::vector<inf_attention_batch> batches = make_batches(storage, bp.pages, shape.q_heads, batch_size, 1, context, &reused);
     const double element = dtype == INF_DTYPE_F32 ? 4.0 : 2.0;
     const double keys = static_cast<double>(batch_size) * context;
-    const double bytes = keys * kKvHeads * kHeadDim * 2.0 * element;
-    const double flops = 4.0 * kQHeads * kHeadDim * keys;
+    const double bytes = keys * shape.kv_heads * shape.head_dim * 2.0 * element;
+    const double flops = 4.0 * shape.q_heads * shape.head_dim * keys;
     if (reused) {
         state.SetLabel("KV larger than the pool: pages reused");
     }
-    run_batches(state, bp, batches, batch_size, bytes, flops);
+    run_batches(state, bp, shape, batches, batch_size, bytes, flops);
 }
 
-void bench_prefill(benchmark::State& state, int rows, int context) {
-    BenchPool& bp = pool_for(INF_DTYPE_F32);
+void bench_prefill(benchmark::State& state, inf_dtype dtype, const Shape& shape, int rows, int context) {
+    BenchPool& bp = pool_for(dtype, shape);
     if (bp.pool == nullptr) {
         state.SkipWithError(("page pool: " + bp.error).c_str());
         return;
     }
     std::vector<BatchArrays> storage;
     bool reused = false;
-    std::vector<inf_attention_batch> batches = make_batches(storage, bp.pages, 1, rows, context, &reused);
+    std::vector<inf_attention_batch> batches = make_batches(storage, bp.pages, shape.q_heads, 1, rows, context, &reused);
     double visible = 0.0;
     for (int r = 0; r < rows; ++r) {
         visible += static_cast<double>(context - rows + r + 1);
     }
-    const double flops = 4.0 * kQHeads * kHeadDim * visible;
-    const double bytes = static_cast<double>(context) * kKvHeads * kHeadDim * 2.0 * 4.0;
-    run_batches(state, bp, batches, rows, bytes, flops);
+    const double flops = 4.0 * shape.q_heads * shape.head_dim * visible;
+    const double element = dtype == INF_DTYPE_F32 ? 4.0 : 2.0;
+    const double bytes = static_cast<double>(context) * shape.kv_heads * shape.head_dim * 2.0 * element;
+    run_batches(state, bp, shape, batches, rows, bytes, flops);
 }
 
 void bench_machine(benchmark::State& state) {
@@ -435,16 +475,20 @@ void bench_machine(benchmark::State& state) {
     state.SetLabel(std::string("threads ") + std::to_string(bench_threads()) + ", fma " + l.fma_isa);
 }
 
+const char* dtype_name(inf_dtype dtype) {
+    return dtype == INF_DTYPE_F32 ? "f32" : (dtype == INF_DTYPE_F16 ? "f16" : "bf16");
+}
+
 struct Registrar {
     Registrar() {
         benchmark::RegisterBenchmark("attention/machine", bench_machine)->Iterations(1);
         for (const inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_BF16}) {
             for (const int batch : {1, 8, 32}) {
                 for (const int context : {4096, 32768, 131072}) {
-                    const std::string name = std::string("attention/cpu_decode/") + (dtype == INF_DTYPE_F32 ? "f32" : "bf16") +
+                    const std::string name = std::string("attention/cpu_decode/") + dtype_name(dtype) +
                                              "/batch:" + std::to_string(batch) + "/ctx:" + std::to_string(context);
                     benchmark::RegisterBenchmark(name.c_str(), [dtype, batch, context](benchmark::State& state) {
-                        bench_decode(state, dtype, batch, context);
+                        bench_decode(state, dtype, kWide, batch, context);
                     })->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
                 }
             }
@@ -453,8 +497,30 @@ struct Registrar {
             for (const int context : {4096, 32768}) {
                 const std::string name = "attention/cpu_prefill/f32/rows:" + std::to_string(rows) + "/ctx:" + std::to_string(context);
                 benchmark::RegisterBenchmark(name.c_str(), [rows, context](benchmark::State& state) {
-                    bench_prefill(state, rows, context);
+                    bench_prefill(state, INF_DTYPE_F32, kWide, rows, context);
                 })->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
+            }
+        }
+        for (const int context : {4096, 32768, 131072}) {
+            const std::string name = "attention/model_decode/bf16/batch:1/ctx:" + std::to_string(context);
+            benchmark::RegisterBenchmark(name.c_str(), [context](benchmark::State& state) {
+                bench_decode(state, INF_DTYPE_BF16, kModel, 1, context);
+            })->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
+        }
+        benchmark::RegisterBenchmark("attention/model_prefill/bf16/rows:2048/ctx:32768", [](benchmark::State& state) {
+            bench_prefill(state, INF_DTYPE_BF16, kModel, 2048, 32768);
+        })->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
+        // Grouped by (dtype, head_dim) so the shared pool is rebuilt once per pair.
+        for (const inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_F16, INF_DTYPE_BF16}) {
+            for (const int head_dim : {64, 128}) {
+                for (const int group : {1, 4, 8}) {
+                    const Shape shape{2 * group, 2, head_dim};
+                    const std::string name = std::string("attention/decode_shape/") + dtype_name(dtype) + "/G:" +
+                                             std::to_string(group) + "/D:" + std::to_string(head_dim) + "/ctx:32768";
+                    benchmark::RegisterBenchmark(name.c_str(), [dtype, shape](benchmark::State& state) {
+                        bench_decode(state, dtype, shape, 1, 32768);
+                    })->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
+                }
             }
         }
     }

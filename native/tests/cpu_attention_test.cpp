@@ -17,9 +17,11 @@
 
 #include "attention/cpu_attention.h"
 #include "attention/cpu_isa.h"
+#include "attention/cpu_page_select.h"
 #include "attention_reference.h"
 #include "core/thread_pool.h"
 #include "kv/dtype.h"
+#include "kv/page_pool.h"
 
 namespace {
 
@@ -601,7 +603,7 @@ TEST(CpuKvAppend, StoresRoundedValuesAndSummaries) {
         std::vector<unsigned char> k(static_cast<std::size_t>(pages * heads * page_size * D) * dsize(dtype));
         std::vector<unsigned char> v(k.size());
         std::vector<float> summary(static_cast<std::size_t>(pages * heads * (page_size / lps) * 2 * D), 123.0f);
-        inf_kv_layer layer{k.data(), v.data(), summary.data(), dtype, pages, heads, D, page_size, lps};
+        inf_kv_layer layer{k.data(), v.data(), summary.data(), dtype, pages, heads, D, page_size, lps, 32};
         std::mt19937 rng(11);
         std::uniform_real_distribution<float> uniform(-3.0f, 3.0f);
         // Two rounds to page 2 slots 0..5: the second must restart the summaries, not widen stale ones.
@@ -659,7 +661,7 @@ TEST(CpuKvAppend, RoundsToNearestEven) {
     const float tie = 1.0f + 1.0f / 256.0f;
     std::vector<std::uint16_t> k(16), v(16);
     std::vector<float> kin(16, tie), vin(16, 1.0f + 3.0f / 256.0f);  // 1+3*2^-8 -> 1+2^-6 (even)
-    inf_kv_layer layer{k.data(), v.data(), nullptr, INF_DTYPE_BF16, 1, 1, 16, 16, 0};
+    inf_kv_layer layer{k.data(), v.data(), nullptr, INF_DTYPE_BF16, 1, 1, 16, 16, 0, 32};
     const std::int32_t page = 0, slot = 0;
     inf_kv_append_params params{layer, 1, &page, &slot, kin.data(), vin.data()};
     inf::cpu::kv_append(params);
@@ -784,6 +786,281 @@ TEST(CpuAttention, PerQueryHeadListsMatchReference) {
                 s.local = 50;
                 check_all_levels(Scenario(s), describe(s) + " per query head, streaming");
             }
+        }
+    }
+}
+
+// ---- compact page summaries (summary_bits 16 and 8) ----
+
+TEST(CompactSummary, CodecsRoundOutward) {
+    std::mt19937 rng(77);
+    std::uniform_real_distribution<float> mantissa(1.0F, 2.0F);
+    std::uniform_int_distribution<int> exponent(-140, 127);
+    std::vector<float> values = {0.0F, -0.0F, 1.0F, -1.0F, std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                                 std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min(),
+                                 INFINITY, -INFINITY, 1.00390625F, -1.00390625F};
+    for (int i = 0; i < 20000; ++i) {
+        const float x = std::ldexp(mantissa(rng), exponent(rng));
+        values.push_back(i % 2 == 0 ? x : -x);
+    }
+    for (const float x : values) {
+        const float down = inf::bf16_to_f32(inf::bf16_round_down(x));
+        const float up = inf::bf16_to_f32(inf::bf16_round_up(x));
+        ASSERT_LE(down, x) << x;
+        ASSERT_GE(up, x) << x;
+        // Tight: equal when x is a bfloat16, else neighbours (next representable above down is up).
+        const float nearest = inf::bf16_to_f32(inf::f32_to_bf16(x));
+        ASSERT_TRUE(nearest == down || nearest == up) << x;
+        if (down != up) {
+            std::uint32_t bits = 0;
+            std::memcpy(&bits, &down, sizeof bits);
+            const std::uint16_t next = down >= 0.0F ? static_cast<std::uint16_t>((bits >> 16) + 1) : static_cast<std::uint16_t>((bits >> 16) - 1);
+            ASSERT_EQ(inf::bf16_to_f32(next), up) << x;
+        }
+    }
+    // int8 boxes: random ranges of every scale (subnormal to near overflow), one-sided, zero, flat.
+    const int dim = 24;
+    std::vector<float> lo(dim), hi(dim), dlo(dim), dhi(dim);
+    std::vector<std::int8_t> codes(2 * dim);
+    std::uniform_real_distribution<float> unit(-1.0F, 1.0F);
+    for (int trial = 0; trial < 3000; ++trial) {
+        const float magnitude = std::ldexp(1.0F, trial % 3 == 0 ? -140 + trial % 50 : (trial % 250) - 124);
+        for (int d = 0; d < dim; ++d) {
+            const float spread = trial % 7 == 0 ? 0.0F : magnitude * std::ldexp(unit(rng), -(d % 9));
+            const float a = magnitude * unit(rng) * (trial % 5 == 0 ? 0.0F : 1.0F);
+            lo[static_cast<std::size_t>(d)] = std::min(a, a + spread);
+            hi[static_cast<std::size_t>(d)] = std::max(a, a + spread);
+        }
+        float scale = -1.0F;
+        inf::encode_int8_box(lo.data(), hi.data(), dim, codes.data(), &scale);
+        inf::decode_int8_box(codes.data(), scale, dim, dlo.data(), dhi.data());
+        float m = 0.0F;
+        for (int d = 0; d < dim; ++d) m = std::max({m, std::fabs(lo[static_cast<std::size_t>(d)]), std::fabs(hi[static_cast<std::size_t>(d)])});
+        ASSERT_GE(scale * 127.0F, m) << trial;
+        for (std::size_t d = 0; d < static_cast<std::size_t>(dim); ++d) {
+            ASSERT_LE(dlo[d], lo[d]) << trial << " " << d;
+            ASSERT_GE(dhi[d], hi[d]) << trial << " " << d;
+            // At most one step (plus float rounding) outside: the box is tight, not merely safe.
+            ASSERT_LE(static_cast<double>(lo[d]) - dlo[d], 1.0001 * scale + 1e-44) << trial << " " << d;
+            ASSERT_LE(static_cast<double>(dhi[d]) - hi[d], 1.0001 * scale + 1e-44) << trial << " " << d;
+        }
+    }
+    // Empty and infinite boxes.
+    float scale = 0.0F;
+    std::fill(lo.begin(), lo.end(), INFINITY);
+    std::fill(hi.begin(), hi.end(), -INFINITY);
+    inf::encode_int8_box(lo.data(), hi.data(), dim, codes.data(), &scale);
+    inf::decode_int8_box(codes.data(), scale, dim, dlo.data(), dhi.data());
+    EXPECT_TRUE(std::all_of(dlo.begin(), dlo.end(), [](float x) { return x == INFINITY; }));
+    EXPECT_TRUE(std::all_of(dhi.begin(), dhi.end(), [](float x) { return x == -INFINITY; }));
+    std::fill(lo.begin(), lo.end(), 1.0F);
+    std::fill(hi.begin(), hi.end(), 2.0F);
+    hi[5] = INFINITY;
+    inf::encode_int8_box(lo.data(), hi.data(), dim, codes.data(), &scale);
+    inf::decode_int8_box(codes.data(), scale, dim, dlo.data(), dhi.data());
+    EXPECT_EQ(dhi[5], INFINITY);
+    EXPECT_EQ(dlo[0], -INFINITY);
+}
+
+// The selector's scores (every ISA level, every width) against float64: at least the exact best q.k of
+// the logical page's keys (the bound; slack only for float32 summation), and equal to the float64 bound
+// of the decoded box (the conversions in the SIMD loops are right).
+TEST(CompactSummary, SelectorScoresBoundEveryKeyOfTheLogicalPage) {
+    const int heads = 2, page_size = 16, lps = 4, pages = 3, subs = page_size / lps, G = 5;
+    for (const Isa isa : isa_levels()) {
+        ForceIsa force(isa);
+        for (const int bits : {32, 16, 8}) {
+            for (const int D : {16, 24, 128}) {
+                SCOPED_TRACE(::testing::Message() << inf::cpu::isa_name(isa) << " bits " << bits << " dim " << D);
+                std::mt19937 rng(static_cast<std::uint32_t>(bits * 1000 + D));
+                std::normal_distribution<float> normal(0.0F, 1.0F);
+                std::uniform_int_distribution<int> exponent(-4, 4);
+                const std::size_t Dz = static_cast<std::size_t>(D);
+                const std::size_t boxes = static_cast<std::size_t>(heads * subs);
+                const std::size_t values = 2 * Dz;
+                const std::size_t page_bytes = bits == 8 ? boxes * (values + 4) : boxes * values * static_cast<std::size_t>(bits / 8);
+                std::vector<float> storage(pages * page_bytes / 4 + 1);
+                auto* base = reinterpret_cast<unsigned char*>(storage.data());
+                // keys[page][box][slot][d] with per-dim scales 2^-4 .. 2^4 and offsets.
+                std::vector<float> keys(static_cast<std::size_t>(pages) * boxes * static_cast<std::size_t>(lps) * Dz);
+                std::vector<float> dim_scale(Dz), dim_offset(Dz);
+                for (std::size_t d = 0; d < Dz; ++d) {
+                    dim_scale[d] = std::ldexp(1.0F, exponent(rng));
+                    dim_offset[d] = dim_scale[d] * normal(rng);
+                }
+                for (std::size_t i = 0; i < keys.size(); ++i) keys[i] = dim_offset[i % Dz] + dim_scale[i % Dz] * normal(rng);
+                for (std::size_t p = 0; p < static_cast<std::size_t>(pages); ++p) {
+                    unsigned char* page = base + p * page_bytes;
+                    for (std::size_t b = 0; b < boxes; ++b) {
+                        std::vector<float> lo(Dz, INFINITY), hi(Dz, -INFINITY);
+                        for (std::size_t t = 0; t < static_cast<std::size_t>(lps); ++t) {
+                            for (std::size_t d = 0; d < Dz; ++d) {
+                                const float x = keys[((p * boxes + b) * static_cast<std::size_t>(lps) + t) * Dz + d];
+                                lo[d] = std::min(lo[d], x);
+                                hi[d] = std::max(hi[d], x);
+                            }
+                        }
+                        if (bits == 32) {
+                            std::memcpy(page + b * values * 4, lo.data(), Dz * 4);
+                            std::memcpy(page + b * values * 4 + Dz * 4, hi.data(), Dz * 4);
+                        } else if (bits == 16) {
+                            auto* out = reinterpret_cast<std::uint16_t*>(page) + b * values;
+                            for (std::size_t d = 0; d < Dz; ++d) {
+                                out[d] = inf::bf16_round_down(lo[d]);
+                                out[Dz + d] = inf::bf16_round_up(hi[d]);
+                            }
+                        } else {
+                            inf::encode_int8_box(lo.data(), hi.data(), D, reinterpret_cast<std::int8_t*>(page) + b * values,
+                                                 reinterpret_cast<float*>(page + boxes * values) + b);
+                        }
+                    }
+                }
+                inf_kv_layer layer{};
+                layer.summary = storage.data();
+                layer.kv_heads = heads;
+                layer.head_dim = D;
+                layer.page_size = page_size;
+                layer.logical_page_size = lps;
+                layer.pages = pages;
+                layer.summary_bits = bits;
+                std::vector<float> q(static_cast<std::size_t>(G) * Dz);
+                for (auto& x : q) x = normal(rng);
+                std::vector<float> out(G);
+                for (int p = 0; p < pages; ++p) {
+                    for (int h = 0; h < heads; ++h) {
+                        for (int sub = 0; sub < subs; ++sub) {
+                            inf::cpu::score_logical_page(layer, p, h, sub, q.data(), G, out.data());
+                            const std::size_t b = static_cast<std::size_t>(h * subs + sub);
+                            const unsigned char* page = base + static_cast<std::size_t>(p) * page_bytes;
+                            for (int g = 0; g < G; ++g) {
+                                const float* qg = q.data() + static_cast<std::size_t>(g) * Dz;
+                                double best = -INFINITY, bound = 0.0, magnitude = 0.0;
+                                for (std::size_t t = 0; t < static_cast<std::size_t>(lps); ++t) {
+                                    const float* key = keys.data() + ((static_cast<std::size_t>(p) * boxes + b) * static_cast<std::size_t>(lps) + t) * Dz;
+                                    double dot = 0.0;
+                                    for (std::size_t d = 0; d < Dz; ++d) dot += double{qg[d]} * key[d];
+                                    best = std::max(best, dot);
+                                }
+                                for (std::size_t d = 0; d < Dz; ++d) {
+                                    double mn = 0.0, mx = 0.0;
+                                    if (bits == 32) {
+                                        mn = reinterpret_cast<const float*>(page)[b * values + d];
+                                        mx = reinterpret_cast<const float*>(page)[b * values + Dz + d];
+                                    } else if (bits == 16) {
+                                        mn = inf::bf16_to_f32(reinterpret_cast<const std::uint16_t*>(page)[b * values + d]);
+                                        mx = inf::bf16_to_f32(reinterpret_cast<const std::uint16_t*>(page)[b * values + Dz + d]);
+                                    } else {
+                                        const double scale = reinterpret_cast<const float*>(page + boxes * values)[b];
+                                        mn = reinterpret_cast<const std::int8_t*>(page)[b * values + d] * scale;
+                                        mx = reinterpret_cast<const std::int8_t*>(page)[b * values + Dz + d] * scale;
+                                    }
+                                    bound += std::max(qg[d] * mn, qg[d] * mx);
+                                    magnitude += std::fabs(qg[d]) * std::max(std::fabs(mn), std::fabs(mx));
+                                }
+                                const double slack = 1e-5 * magnitude;  // float32 summation of D terms
+                                ASSERT_GE(bound, best);
+                                ASSERT_GE(double{out[static_cast<std::size_t>(g)]}, best - slack) << "page " << p << " head " << h << " sub " << sub;
+                                ASSERT_NEAR(double{out[static_cast<std::size_t>(g)]}, bound, slack) << "page " << p << " head " << h << " sub " << sub;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---- the GQA decode kernel (tiles of <= 8 query vectors: one row's heads read each K/V row once) ----
+
+// Every group size the kernel's head blocking distinguishes (1, a partial pass of 3, 4, 8; 2 rows of G 3
+// fill 6 of 8), head dims on and off the SIMD widths (tails of 8 and 24 lanes, bf16 rows that are not
+// whole 2W chunks), every storage type, ragged lengths ending mid-page and mid-block, page sizes below
+// and above the kernel's 64-key block, shuffled page ids with explicit positions.
+TEST(CpuAttention, GqaDecodeKernelMatchesReference) {
+    unsigned seed = 2000;
+    for (const int group : {1, 3, 4, 8}) {
+        for (const int head_dim : {24, 40, 64, 72, 128, 200}) {
+            for (const inf_dtype dtype : kDtypes) {
+                Spec s;
+                s.dtype = dtype;
+                s.kv_heads = 2;
+                s.q_heads = 2 * group;
+                s.head_dim = head_dim;
+                s.page_size = (seed % 3 == 0) ? 16 : (seed % 3 == 1 ? 64 : 128);
+                s.kv_lengths = {1, 5, 97, 64, 300, 129};
+                s.rows = {1, 1, 1, 1, group <= 4 ? 2 : 1, 1};
+                s.explicit_positions = seed % 2 == 0;
+                s.seed = seed++;
+                check_all_levels(Scenario(s), describe(s) + " gqa decode");
+            }
+        }
+    }
+}
+
+// Per-KV-head page lists (reversed, sparse, one empty), Λ streaming heads whose band cuts 64-key blocks,
+// and long lists split across threads (parts wholly hidden merge as -inf).
+TEST(CpuAttention, GqaDecodeKernelListsStreamingAndSplit) {
+    unsigned seed = 2100;
+    for (const inf_dtype dtype : kDtypes) {
+        for (const int head_dim : {64, 128}) {
+            Spec lists;
+            lists.dtype = dtype;
+            lists.kv_heads = 2;
+            lists.q_heads = 8;
+            lists.head_dim = head_dim;
+            lists.page_size = 64;
+            lists.kv_lengths = {1000, 130, 64};
+            lists.rows = {1, 1, 1};
+            lists.per_head = true;
+            lists.explicit_positions = true;
+            lists.seed = seed++;
+            check_all_levels(Scenario(lists), describe(lists) + " gqa decode, per-head lists");
+
+            Spec stream = lists;
+            stream.per_head = false;
+            stream.streaming = {1, 0};
+            stream.sink = 7;
+            stream.local = 90;
+            stream.seed = seed++;
+            check_all_levels(Scenario(stream), describe(stream) + " gqa decode, streaming");
+
+            Spec split;
+            split.dtype = dtype;
+            split.kv_heads = 2;
+            split.q_heads = 16;
+            split.head_dim = head_dim;
+            split.page_size = 64;
+            split.kv_lengths = {5000};  // ends mid-page
+            split.rows = {1};
+            split.streaming = {0, 1};
+            split.sink = 64;
+            split.local = 200;
+            split.seed = seed++;
+            const Scenario scenario(split);
+            if (inf::ThreadPool::instance().threads() > 1) {
+                EXPECT_GT(inf::cpu::attention_workspace_bytes(scenario.params(nullptr, nullptr)), 0U);
+            }
+            check_all_levels(scenario, describe(split) + " gqa decode, split");
+        }
+    }
+}
+
+// Prefill tiles convert K/V blocks through the same row loaders: head dims that leave a partial SIMD
+// vector, every storage type, chunks ending mid-page.
+TEST(CpuAttention, PrefillOddHeadDimsThroughRowLoaders) {
+    unsigned seed = 2200;
+    for (const int head_dim : {8, 24, 40, 200}) {
+        for (const inf_dtype dtype : kDtypes) {
+            Spec s;
+            s.dtype = dtype;
+            s.kv_heads = 2;
+            s.q_heads = 6;
+            s.head_dim = head_dim;
+            s.page_size = 16;
+            s.kv_lengths = {91, 20};
+            s.rows = {37, 20};
+            s.seed = seed++;
+            check_all_levels(Scenario(s), describe(s) + " prefill");
         }
     }
 }
