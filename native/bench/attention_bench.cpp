@@ -3,7 +3,7 @@
 //   attention/machine           2-thread (all-thread) streaming read bandwidth and peak FMA rate.
 //   attention/cpu_decode/...    batch x context decode, 32 q heads / 8 kv heads, head_dim 128, f32 and bf16 KV.
 //   attention/cpu_prefill/...   one sequence, a chunk of query rows at the end of the context, f32.
-//   attention/model_decode/...  the model's shape (8 q heads / 2 kv heads, head_dim 64, bf16): batch 1.
+//   attention/model_decode/...  the model's shape (8 q heads / 2 kv heads, head_dim 64, bf16 or i8): batch 1.
 //   attention/model_prefill/... the same shape: the last 2048-row chunk of a 32K prompt.
 //   attention/decode_shape/...  batch-1 decode at 32K over GQA group (q heads per kv head) x head_dim x dtype.
 // Counters: GB/s = K+V bytes of the visible keys, read once per call; GFLOP/s = 4 * q_heads * head_dim *
@@ -239,12 +239,16 @@ void destroy(BenchPool& bp) {
     bp = BenchPool{};
 }
 
+// Bytes of one stored K (or V) row of head_dim elements: int8 codes carry one float scale per row.
+std::uint64_t row_bytes(inf_dtype dtype, int head_dim) {
+    const auto d = static_cast<std::uint64_t>(head_dim);
+    return dtype == INF_DTYPE_F32 ? 4 * d : dtype == INF_DTYPE_I8 ? d + 4 : 2 * d;
+}
+
 // A pool of about target bytes for (dtype, shape), created and filled (random keys and values through
 // inf_page_pool_append).
 void create_pool(BenchPool& bp, inf_dtype dtype, const Shape& shape, std::uint64_t target) {
-    const std::uint64_t element = dtype == INF_DTYPE_F32 ? 4 : 2;
-    const std::uint64_t page_bytes = element * 2 * static_cast<std::uint64_t>(shape.kv_heads) * kPageSize *
-                                     static_cast<std::uint64_t>(shape.head_dim);
+    const std::uint64_t page_bytes = row_bytes(dtype, shape.head_dim) * 2 * static_cast<std::uint64_t>(shape.kv_heads) * kPageSize;
     bp.pages = static_cast<int>(target / page_bytes);
     if (inf_device_create(INF_DEVICE_KIND_CPU, 0, &bp.device) != INF_STATUS_OK) {
         bp.error = inf_last_error();
@@ -296,22 +300,22 @@ void create_pool(BenchPool& bp, inf_dtype dtype, const Shape& shape, std::uint64
     }
 }
 
-// The wide rows' pools (one per dtype: 2 GiB f32 / 1 GiB bf16) and the model shape's (bf16, 1 GiB) are kept
+// The wide rows' pools (one per dtype: 2 GiB f32 / 1 GiB bf16) and the model shape's (bf16 and i8, 1 GiB each) are kept
 // for the process; the decode_shape rows share one 512 MiB pool, replaced when the (dtype, shape) changes.
 BenchPool& pool_for(inf_dtype dtype, const Shape& shape) {
-    static BenchPool wide[3];
-    static BenchPool model;
+    static BenchPool wide[4];  // by inf_dtype
+    static BenchPool model[2];  // bf16, i8
     static BenchPool other;
     static int other_key = -1;
     const bool is_wide = shape.q_heads == kWide.q_heads && shape.kv_heads == kWide.kv_heads && shape.head_dim == kWide.head_dim;
-    const bool is_model = dtype == INF_DTYPE_BF16 && shape.kv_heads == kModel.kv_heads && shape.head_dim == kModel.head_dim;
+    const bool is_model = (dtype == INF_DTYPE_BF16 || dtype == INF_DTYPE_I8) && shape.kv_heads == kModel.kv_heads && shape.head_dim == kModel.head_dim;
     BenchPool* bp = &other;
     std::uint64_t target = std::uint64_t{512} << 20;
     if (is_wide) {
         bp = &wide[dtype];
         target = dtype == INF_DTYPE_F32 ? (std::uint64_t{2} << 30) : (std::uint64_t{1} << 30);
     } else if (is_model) {
-        bp = &model;
+        bp = &model[dtype == INF_DTYPE_I8 ? 1 : 0];
         target = std::uint64_t{1} << 30;
     } else {
         const int key = static_cast<int>(dtype) * 100000 + shape.kv_heads * 1000 + shape.head_dim;
@@ -436,9 +440,8 @@ void bench_decode(benchmark::State& state, inf_dtype dtype, const Shape& shape, 
     std::vector<BatchArrays> storage;
     bool reused = false;
     std::vector<inf_attention_batch> batches = make_batches(storage, bp.pages, shape.q_heads, batch_size, 1, context, &reused);
-    const double element = dtype == INF_DTYPE_F32 ? 4.0 : 2.0;
     const double keys = static_cast<double>(batch_size) * context;
-    const double bytes = keys * shape.kv_heads * shape.head_dim * 2.0 * element;
+    const double bytes = keys * shape.kv_heads * 2.0 * static_cast<double>(row_bytes(dtype, shape.head_dim));
     const double flops = 4.0 * shape.q_heads * shape.head_dim * keys;
     if (reused) {
         state.SetLabel("KV larger than the pool: pages reused");
@@ -460,8 +463,7 @@ void bench_prefill(benchmark::State& state, inf_dtype dtype, const Shape& shape,
         visible += static_cast<double>(context - rows + r + 1);
     }
     const double flops = 4.0 * shape.q_heads * shape.head_dim * visible;
-    const double element = dtype == INF_DTYPE_F32 ? 4.0 : 2.0;
-    const double bytes = static_cast<double>(context) * shape.kv_heads * shape.head_dim * 2.0 * element;
+    const double bytes = static_cast<double>(context) * shape.kv_heads * 2.0 * static_cast<double>(row_bytes(dtype, shape.head_dim));
     run_batches(state, bp, shape, batches, rows, bytes, flops);
 }
 
@@ -476,7 +478,7 @@ void bench_machine(benchmark::State& state) {
 }
 
 const char* dtype_name(inf_dtype dtype) {
-    return dtype == INF_DTYPE_F32 ? "f32" : (dtype == INF_DTYPE_F16 ? "f16" : "bf16");
+    return dtype == INF_DTYPE_F32 ? "f32" : dtype == INF_DTYPE_F16 ? "f16" : dtype == INF_DTYPE_I8 ? "i8" : "bf16";
 }
 
 struct Registrar {
@@ -501,11 +503,13 @@ struct Registrar {
                 })->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
             }
         }
-        for (const int context : {4096, 32768, 131072}) {
-            const std::string name = "attention/model_decode/bf16/batch:1/ctx:" + std::to_string(context);
-            benchmark::RegisterBenchmark(name.c_str(), [context](benchmark::State& state) {
-                bench_decode(state, INF_DTYPE_BF16, kModel, 1, context);
-            })->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
+        for (const inf_dtype dtype : {INF_DTYPE_BF16, INF_DTYPE_I8}) {
+            for (const int context : {4096, 32768, 131072}) {
+                const std::string name = std::string("attention/model_decode/") + dtype_name(dtype) + "/batch:1/ctx:" + std::to_string(context);
+                benchmark::RegisterBenchmark(name.c_str(), [dtype, context](benchmark::State& state) {
+                    bench_decode(state, dtype, kModel, 1, context);
+                })->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(0.3);
+            }
         }
         benchmark::RegisterBenchmark("attention/model_prefill/bf16/rows:2048/ctx:32768", [](benchmark::State& state) {
             bench_prefill(state, INF_DTYPE_BF16, kModel, 2048, 32768);

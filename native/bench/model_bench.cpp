@@ -3,6 +3,7 @@
 // pages of 64 (summaries on logical pages of 16). The context's K/V is written straight into the pool
 // (random values), so decode rows need no prefill first.
 //   model/decode/dense/ctx:N    ms per decoded token at batch 1 (ctx:64 is the non-attention floor).
+//   model/decode/*/kv:i8/ctx:N  the same over an int8 KV pool (per-row scales): half the KV bytes of bf16.
 //   model/decode/sparse/ctx:N   LServe: KV head 1 of each layer streaming (sink 128 + local 256), retrieval
 //                               heads select pages under a 4096-token budget, reselecting every 4th step.
 //   model/prefill/ctx:N         a prompt of N tokens in chunks of 2048 (one iteration): tokens/s.
@@ -123,10 +124,11 @@ struct BenchModel {
 };
 
 // summary_bits: 32 (float32 key min/max), 16 or 8 (compact: the selector reads 2x / ~4x fewer bytes).
-inf_page_pool* make_pool(inf_device* device, int pages, int summary_bits = 32) {
+// dtype: the KV storage (bf16 unless a row says kv:i8).
+inf_page_pool* make_pool(inf_device* device, int pages, int summary_bits = 32, inf_dtype dtype = INF_DTYPE_BF16) {
     inf_page_pool_config p{};
     p.size = sizeof p;
-    p.dtype = INF_DTYPE_BF16;
+    p.dtype = dtype;
     p.layers = kLayers;
     p.kv_heads = kKvHeads;
     p.head_dim = kHeadDim;
@@ -164,14 +166,15 @@ bool fill_context(inf_page_pool* pool, int context) {
     return true;
 }
 
-void bench_decode(benchmark::State& state, int context, bool sparse, int summary_bits = 32) {
+void bench_decode(benchmark::State& state, int context, bool sparse, int summary_bits = 32,
+                  inf_dtype dtype = INF_DTYPE_BF16) {
     BenchModel m;
     if (m.model == nullptr) {
         state.SkipWithError((std::string("model: ") + inf_last_error()).c_str());
         return;
     }
     const int entries = context / kPage + 1;
-    inf_page_pool* pool = make_pool(m.device, entries, summary_bits);
+    inf_page_pool* pool = make_pool(m.device, entries, summary_bits, dtype);
     if (pool == nullptr || !fill_context(pool, context)) {
         state.SkipWithError((std::string("pool: ") + inf_last_error()).c_str());
         inf_page_pool_destroy(pool);
@@ -282,11 +285,21 @@ struct Registrar {
             benchmark::RegisterBenchmark(("model/decode/dense/ctx:" + std::to_string(context)).c_str(),
                                          [context](benchmark::State& s) { bench_decode(s, context, false); })
                 ->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+            if (context >= 32768) {
+                benchmark::RegisterBenchmark(("model/decode/dense/kv:i8/ctx:" + std::to_string(context)).c_str(),
+                                             [context](benchmark::State& s) { bench_decode(s, context, false, 32, INF_DTYPE_I8); })
+                    ->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+            }
         }
         for (const int context : {32768, 131072}) {
             benchmark::RegisterBenchmark(("model/decode/sparse/ctx:" + std::to_string(context)).c_str(),
                                          [context](benchmark::State& s) { bench_decode(s, context, true); })
                 ->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+            if (context == 32768) {
+                benchmark::RegisterBenchmark(("model/decode/sparse/kv:i8/ctx:" + std::to_string(context)).c_str(),
+                                             [context](benchmark::State& s) { bench_decode(s, context, true, 32, INF_DTYPE_I8); })
+                    ->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+            }
             benchmark::RegisterBenchmark(("model/decode/sparse/summary:8/ctx:" + std::to_string(context)).c_str(),
                                          [context](benchmark::State& s) { bench_decode(s, context, true, 8); })
                 ->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);

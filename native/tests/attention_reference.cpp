@@ -14,6 +14,8 @@ float stored_value(const void* base, std::size_t index, inf_dtype dtype) {
         return static_cast<const float*>(base)[index];
     case INF_DTYPE_BF16:
         return inf::bf16_to_f32(static_cast<const std::uint16_t*>(base)[index]);
+    case INF_DTYPE_I8:
+        return static_cast<float>(static_cast<const std::int8_t*>(base)[index]);  // the code; scale apart
     default:
         return inf::f16_to_f32(static_cast<const std::uint16_t*>(base)[index]);
     }
@@ -23,8 +25,13 @@ std::vector<float> decode_layer(const void* data, const inf_kv_layer& layer) {
     const std::size_t count = static_cast<std::size_t>(layer.pages) * static_cast<std::size_t>(layer.kv_heads) *
                               static_cast<std::size_t>(layer.page_size) * static_cast<std::size_t>(layer.head_dim);
     std::vector<float> out(count);
+    // int8: code * the row's scale, in float32 as the pool's read_page computes it.
+    const float* scales = layer.dtype != INF_DTYPE_I8 ? nullptr : data == layer.k ? layer.k_scale : layer.v_scale;
     for (std::size_t i = 0; i < count; ++i) {
         out[i] = stored_value(data, i, layer.dtype);
+        if (scales != nullptr) {
+            out[i] *= scales[i / static_cast<std::size_t>(layer.head_dim)];
+        }
     }
     return out;
 }

@@ -8,10 +8,11 @@
 
 namespace inf::test {
 
-// Element index of storage as float (f32 / f16 / bf16 decoded exactly).
+// Element index of storage as float (f32 / f16 / bf16 decoded exactly; i8: the code, unscaled).
 float stored_value(const void* base, std::size_t index, inf_dtype dtype);
 
-// Every element of a pool layer's K (or V) as float: [pages][kv_heads][page_size][head_dim].
+// Every element of a pool layer's K (or V) as float: [pages][kv_heads][page_size][head_dim] (i8: code times
+// the row's layer.k_scale / v_scale, data being layer.k or layer.v).
 std::vector<float> decode_layer(const void* data, const inf_kv_layer& layer);
 
 struct RefAttention {

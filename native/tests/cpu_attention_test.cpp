@@ -13,6 +13,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "attention/cpu_attention.h"
@@ -46,7 +47,7 @@ struct ForceIsa {
     ForceIsa& operator=(const ForceIsa&) = delete;
 };
 
-std::size_t dsize(inf_dtype dtype) { return dtype == INF_DTYPE_F32 ? 4 : 2; }
+std::size_t dsize(inf_dtype dtype) { return dtype == INF_DTYPE_F32 ? 4 : dtype == INF_DTYPE_I8 ? 1 : 2; }
 
 struct Spec {
     inf_dtype dtype = INF_DTYPE_F32;
@@ -74,6 +75,8 @@ struct Scenario {
     std::mt19937 rng;
     inf_kv_layer layer{};
     std::vector<unsigned char> k_store, v_store;
+    std::vector<float> k_scales, v_scales;        // INF_DTYPE_I8: one per row
+    std::vector<float> k_original, v_original;    // the float32 keys and values given to kv_append
     std::vector<float> summary;
     std::vector<unsigned char> q_store;
     std::vector<float> q_values;
@@ -105,6 +108,14 @@ struct Scenario {
         v_store.assign(elements * dsize(spec.dtype), 0xFF);
         layer.k = k_store.data();
         layer.v = v_store.data();
+        if (spec.dtype == INF_DTYPE_I8) {  // NaN scales: a row never written reads as NaN
+            k_scales.assign(elements / static_cast<std::size_t>(layer.head_dim), std::numeric_limits<float>::quiet_NaN());
+            v_scales.assign(k_scales.size(), std::numeric_limits<float>::quiet_NaN());
+            layer.k_scale = k_scales.data();
+            layer.v_scale = v_scales.data();
+        }
+        k_original.assign(elements, std::numeric_limits<float>::quiet_NaN());
+        v_original.assign(elements, std::numeric_limits<float>::quiet_NaN());
         if (spec.logical_page_size > 0) {
             summary.assign(static_cast<std::size_t>(layer.pages) * static_cast<std::size_t>(layer.kv_heads) *
                                static_cast<std::size_t>(layer.page_size / layer.logical_page_size) * 2 *
@@ -150,6 +161,14 @@ struct Scenario {
                 for (int t = 0; t < tokens; ++t) {
                     pages.push_back(page_ids[static_cast<std::size_t>(page_starts[static_cast<std::size_t>(i)] + t / spec.page_size)]);
                     slots.push_back(t % spec.page_size);
+                    for (int h = 0; h < spec.kv_heads; ++h) {
+                        const std::size_t D = static_cast<std::size_t>(spec.head_dim);
+                        const std::size_t src = (static_cast<std::size_t>(t) * static_cast<std::size_t>(spec.kv_heads) + static_cast<std::size_t>(h)) * D;
+                        const std::size_t dst = ((static_cast<std::size_t>(pages.back()) * static_cast<std::size_t>(spec.kv_heads) + static_cast<std::size_t>(h)) *
+                                                     static_cast<std::size_t>(spec.page_size) + static_cast<std::size_t>(slots.back())) * D;
+                        std::copy_n(k.begin() + static_cast<std::ptrdiff_t>(src), D, k_original.begin() + static_cast<std::ptrdiff_t>(dst));
+                        std::copy_n(v.begin() + static_cast<std::ptrdiff_t>(src), D, v_original.begin() + static_cast<std::ptrdiff_t>(dst));
+                    }
                 }
                 inf_kv_append_params append{};
                 append.layer = layer;
@@ -236,6 +255,11 @@ struct Scenario {
         return inf::test::reference_attention(p, inf::test::decode_layer(layer.k, layer),
                                               inf::test::decode_layer(layer.v, layer), q_values);
     }
+
+    // Over the float32 keys and values before storage rounding / quantisation.
+    inf::test::RefAttention original_reference() const {
+        return inf::test::reference_attention(params(nullptr, nullptr), k_original, v_original, q_values);
+    }
 };
 
 struct Output {
@@ -304,12 +328,12 @@ void check_all_levels(const Scenario& scenario, const std::string& label) {
 }
 
 std::string describe(const Spec& s) {
-    const char* names[] = {"f32", "f16", "bf16"};
+    const char* names[] = {"f32", "f16", "bf16", "i8"};
     return std::string(names[s.dtype]) + " q_heads " + std::to_string(s.q_heads) + " kv_heads " +
            std::to_string(s.kv_heads) + " head_dim " + std::to_string(s.head_dim) + " page " + std::to_string(s.page_size);
 }
 
-const inf_dtype kDtypes[] = {INF_DTYPE_F32, INF_DTYPE_F16, INF_DTYPE_BF16};
+const inf_dtype kDtypes[] = {INF_DTYPE_F32, INF_DTYPE_F16, INF_DTYPE_BF16, INF_DTYPE_I8};
 
 }  // namespace
 
@@ -358,6 +382,9 @@ TEST(CpuAttention, PrefillStorageDtypesAndPoolDtypeQueries) {
     unsigned seed = 200;
     for (const inf_dtype dtype : kDtypes) {
         for (const bool q_in_pool : {false, true}) {
+            if (q_in_pool && dtype == INF_DTYPE_I8) {
+                continue;  // int8 pools take float32 queries only (checked by the API)
+            }
             Spec s;
             s.dtype = dtype;
             s.kv_heads = 2;
@@ -603,7 +630,11 @@ TEST(CpuKvAppend, StoresRoundedValuesAndSummaries) {
         std::vector<unsigned char> k(static_cast<std::size_t>(pages * heads * page_size * D) * dsize(dtype));
         std::vector<unsigned char> v(k.size());
         std::vector<float> summary(static_cast<std::size_t>(pages * heads * (page_size / lps) * 2 * D), 123.0f);
-        inf_kv_layer layer{k.data(), v.data(), summary.data(), dtype, pages, heads, D, page_size, lps, 32};
+        std::vector<float> k_scales(static_cast<std::size_t>(pages * heads * page_size), std::numeric_limits<float>::quiet_NaN());
+        std::vector<float> v_scales(k_scales.size(), std::numeric_limits<float>::quiet_NaN());
+        const bool int8 = dtype == INF_DTYPE_I8;
+        inf_kv_layer layer{k.data(), v.data(), summary.data(), dtype, pages, heads, D, page_size, lps, 32,
+                           int8 ? k_scales.data() : nullptr, int8 ? v_scales.data() : nullptr};
         std::mt19937 rng(11);
         std::uniform_real_distribution<float> uniform(-3.0f, 3.0f);
         // Two rounds to page 2 slots 0..5: the second must restart the summaries, not widen stale ones.
@@ -629,10 +660,29 @@ TEST(CpuKvAppend, StoresRoundedValuesAndSummaries) {
                         for (int t = first; t < last; ++t) {
                             const std::size_t src = static_cast<std::size_t>((t * heads + h) * D + d);
                             const std::size_t dst = static_cast<std::size_t>(((2 * heads + h) * page_size + t) * D + d);
-                            const float key = inf::test::stored_value(k.data(), dst, dtype);
-                            const float value = inf::test::stored_value(v.data(), dst, dtype);
+                            float key = inf::test::stored_value(k.data(), dst, dtype);
+                            float value = inf::test::stored_value(v.data(), dst, dtype);
                             float want_k = kin[src], want_v = vin[src];
-                            if (dtype == INF_DTYPE_BF16) {
+                            if (int8) {
+                                // An integer code within +-127 times the row's scale max|x| / 127, within half
+                                // a step of the input; the summary holds the dequantised key.
+                                const std::size_t row = dst / static_cast<std::size_t>(D);
+                                for (const auto& [code, scale, given, in] :
+                                     {std::tuple{key, k_scales[row], want_k, &kin}, std::tuple{value, v_scales[row], want_v, &vin}}) {
+                                    double m = 0.0;
+                                    for (int e = 0; e < D; ++e) {
+                                        m = std::max(m, std::fabs(double{(*in)[static_cast<std::size_t>((t * heads + h) * D + e)]}));
+                                    }
+                                    ASSERT_NEAR(scale, m / 127.0, m / 127.0 * 1e-6);
+                                    ASSERT_EQ(code, std::nearbyint(code));
+                                    ASSERT_LE(std::fabs(code), 127.0f);
+                                    ASSERT_LE(std::fabs(double{code} * double{scale} - double{given}), m / 127.0 * (0.5 + 1e-5));
+                                }
+                                key *= k_scales[row];
+                                value *= v_scales[row];
+                                want_k = key;
+                                want_v = value;
+                            } else if (dtype == INF_DTYPE_BF16) {
                                 want_k = inf::bf16_to_f32(inf::f32_to_bf16(want_k));
                                 want_v = inf::bf16_to_f32(inf::f32_to_bf16(want_v));
                             } else if (dtype == INF_DTYPE_F16) {
@@ -661,7 +711,7 @@ TEST(CpuKvAppend, RoundsToNearestEven) {
     const float tie = 1.0f + 1.0f / 256.0f;
     std::vector<std::uint16_t> k(16), v(16);
     std::vector<float> kin(16, tie), vin(16, 1.0f + 3.0f / 256.0f);  // 1+3*2^-8 -> 1+2^-6 (even)
-    inf_kv_layer layer{k.data(), v.data(), nullptr, INF_DTYPE_BF16, 1, 1, 16, 16, 0, 32};
+    inf_kv_layer layer{k.data(), v.data(), nullptr, INF_DTYPE_BF16, 1, 1, 16, 16, 0, 32, nullptr, nullptr};
     const std::int32_t page = 0, slot = 0;
     inf_kv_append_params params{layer, 1, &page, &slot, kin.data(), vin.data()};
     inf::cpu::kv_append(params);
@@ -1061,6 +1111,60 @@ TEST(CpuAttention, PrefillOddHeadDimsThroughRowLoaders) {
             s.rows = {37, 20};
             s.seed = seed++;
             check_all_levels(Scenario(s), describe(s) + " prefill");
+        }
+    }
+}
+
+// int8 KV against the float32 keys and values it quantised: the scores move by at most
+// scale * sum_i |q_i| * step_i / 2 (step = max|k| / 127 <= 1 / 127 here, |q| <= 2, so <= sqrt(D) / 127 ~ 0.09
+// at D = 128 in the worst case, ~100x less on random signs), and the outputs by the value steps plus that.
+// Decode and prefill, per-head lists, streaming heads and a split long decode, at every ISA level; each
+// also matches the float64 reference over the dequantised cache at the f32 tolerance (check_all_levels).
+TEST(CpuAttention, Int8CacheStaysCloseToTheFloatInputs) {
+    unsigned seed = 2300;
+    for (const int head_dim : {64, 128}) {
+        Spec decode;
+        decode.dtype = INF_DTYPE_I8;
+        decode.kv_heads = 2;
+        decode.q_heads = 8;
+        decode.head_dim = head_dim;
+        decode.page_size = 64;
+        decode.kv_lengths = {1000, 130, 64};
+        decode.rows = {1, 1, 1};
+        Spec lists = decode;
+        lists.per_head = true;
+        lists.explicit_positions = true;
+        Spec stream = decode;
+        stream.streaming = {1, 0};
+        stream.sink = 7;
+        stream.local = 90;
+        Spec split = decode;
+        split.q_heads = 16;
+        split.kv_lengths = {5000};
+        split.rows = {1};
+        split.streaming = {0, 1};
+        split.sink = 64;
+        split.local = 200;
+        Spec prefill = decode;
+        prefill.page_size = 16;
+        prefill.kv_lengths = {150, 45};
+        prefill.rows = {33, 45};
+        for (Spec s : {decode, lists, stream, split, prefill}) {
+            s.seed = seed++;
+            const Scenario scenario(s);
+            check_all_levels(scenario, describe(s) + " i8 vs dequantised");
+            const auto original = scenario.original_reference();
+            double worst = 0.0;
+            for (const Isa isa : isa_levels()) {
+                ForceIsa force(isa);
+                const Output out = run_attention(scenario.params(nullptr, nullptr));
+                EXPECT_TRUE(matches(out.o, out.lse, original, head_dim, 3e-2)) << describe(s) << " isa " << inf::cpu::isa_name(isa);
+                for (std::size_t i = 0; i < original.o.size(); ++i) {
+                    worst = std::max(worst, std::fabs(double{out.o[i]} - original.o[i]));
+                }
+            }
+            // Not equal to the float inputs either: quantisation happened (a test that cannot fail otherwise).
+            EXPECT_GT(worst, 1e-5) << describe(s);
         }
     }
 }

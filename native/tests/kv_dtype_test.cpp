@@ -99,6 +99,8 @@ TEST(KvDtype, ElementSizes) {
     EXPECT_EQ(inf::element_size(INF_DTYPE_F32), 4U);
     EXPECT_EQ(inf::element_size(INF_DTYPE_F16), 2U);
     EXPECT_EQ(inf::element_size(INF_DTYPE_BF16), 2U);
+    EXPECT_EQ(inf::element_size(INF_DTYPE_I8), 1U);  // the code; its row's float scale is stored apart
+    EXPECT_STREQ(inf::dtype_name(INF_DTYPE_I8), "i8");
 }
 
 TEST(KvDtype, EveryHalfAndBfloat16RoundTrips) {
@@ -151,5 +153,36 @@ TEST(KvDtype, BulkConversions) {
                                                             : inf::bf16_to_f32(inf::f32_to_bf16(in[i]));
             EXPECT_EQ(out[i], expected) << i;
         }
+    }
+}
+
+// int8 rows: codes within +-127 at round-to-nearest of x / scale, scale = max|x| / 127; the bulk forms carry
+// codes only (the caller scales). Zero rows get scale 0, a non-finite row a NaN scale (reads back as NaN).
+TEST(KvDtype, Int8RowsAndCodes) {
+    const float row[8] = {1.0F, -2.54F, 0.013F, 0.0F, -0.5F, 2.413F, 1.307F, -1.1F};  // 127 / 2.54 = 50: no ties
+    std::int8_t codes[8] = {};
+    const float scale = inf::quantize_i8_row(row, 8, codes);
+    EXPECT_FLOAT_EQ(scale, 2.54F / 127.0F);
+    for (int i = 0; i < 8; ++i) {
+        EXPECT_EQ(codes[i], static_cast<std::int8_t>(std::nearbyint(static_cast<double>(row[i]) / (static_cast<double>(2.54F) / 127.0)))) << i;
+        EXPECT_LE(std::fabs(codes[i] * scale - row[i]), scale / 2 * (1 + 1e-6F)) << i;
+    }
+    EXPECT_EQ(codes[1], -127);
+    const float zeros[4] = {0.0F, -0.0F, 0.0F, 0.0F};
+    EXPECT_EQ(inf::quantize_i8_row(zeros, 4, codes), 0.0F);
+    EXPECT_EQ(codes[0], 0);
+    const float bad[3] = {1.0F, std::numeric_limits<float>::infinity(), 2.0F};
+    EXPECT_TRUE(std::isnan(inf::quantize_i8_row(bad, 3, codes)));
+    const float nan_row[3] = {1.0F, std::numeric_limits<float>::quiet_NaN(), 2.0F};
+    EXPECT_TRUE(std::isnan(inf::quantize_i8_row(nan_row, 3, codes)));
+
+    const float in[6] = {1.4F, -1.6F, 300.0F, -300.0F, 2.5F, std::numeric_limits<float>::quiet_NaN()};
+    std::int8_t stored[6] = {};
+    float out[6] = {};
+    inf::from_f32(INF_DTYPE_I8, in, stored, 6);
+    inf::to_f32(INF_DTYPE_I8, stored, out, 6);
+    const float expected[6] = {1.0F, -2.0F, 127.0F, -127.0F, 2.0F, -127.0F};  // clamped; ties to even; NaN to -127
+    for (int i = 0; i < 6; ++i) {
+        EXPECT_EQ(out[i], expected[i]) << i;
     }
 }

@@ -47,6 +47,61 @@ TEST(ModelSparse, BudgetCoveringTheContextEqualsDense) {
     EXPECT_LT(relative_error(sparse_logits, dense), 1e-6);
 }
 
+// An int8 pool under sparse steps: a budget covering the context equals the int8 dense run; a small budget
+// with streaming heads and selection (the selector reads the summaries of the dequantised keys) runs,
+// stores full selections for the retrieval heads and gives finite logits.
+TEST(ModelSparse, Int8PoolRunsSparseSteps) {
+    const auto device = make_device();
+    const inf_model_config config = tiny_config();
+    const RandomWeights weights(config, INF_TENSOR_TYPE_F32, 151);
+    const auto model = make_model(device.get(), config, weights);
+    const std::int32_t vocab = config.vocab_size;
+    const auto tokens = random_tokens(45, vocab, 152);
+    const auto pages = identity_pages(4);
+    const auto dense_pool = make_pool(device.get(), pool_config(INF_DTYPE_I8, 2, 2, 16, 16, 4, 8));
+    const auto sparse_pool = make_pool(device.get(), pool_config(INF_DTYPE_I8, 2, 2, 16, 16, 4, 8));
+    inf_sparse_step covering = sparse_step();
+    covering.budget_tokens = 64;
+    const auto dense = run_chunked(model.get(), dense_pool.get(), tokens, 10, pages, 16, vocab);
+    EXPECT_LT(relative_error(dense, reference_logits(config, weights, tokens)), 3e-2);
+    const auto covered = run_chunked(model.get(), sparse_pool.get(), tokens, 10, pages, 16, vocab, &covering);
+    EXPECT_LT(relative_error(covered, dense), 1e-6);
+
+    const auto pool = make_pool(device.get(), pool_config(INF_DTYPE_I8, 2, 2, 16, 16, 4, 8));
+    const std::vector<std::int32_t> streaming = {0, 1, 1, 0};  // [layers][kv_heads]
+    const std::int32_t budget_pages = 2;
+    const std::int64_t slot_ints = std::int64_t{config.layers} * config.kv_heads * (1 + budget_pages);
+    std::vector<std::int32_t> store(static_cast<std::size_t>(slot_ints), -1);
+    const std::int32_t slot = 0;
+    const std::int32_t reselect = 1;
+    inf_sparse_step sparse = sparse_step();
+    sparse.streaming_heads = streaming.data();
+    sparse.decode_sink_tokens = sparse.prefill_sink_tokens = 4;
+    sparse.decode_local_tokens = sparse.prefill_local_tokens = 12;
+    sparse.budget_tokens = budget_pages * 16;
+    sparse.selection_store = store.data();
+    sparse.slot_ints = slot_ints;
+    sparse.selection_slots = &slot;
+    sparse.reselect = &reselect;
+    // Prefill chunks, then a decode step (decode rows select pages).
+    auto logits = run_chunked(model.get(), pool.get(), std::vector<std::int32_t>(tokens.begin(), tokens.end() - 1), 15,
+                              pages, 16, vocab, &sparse);
+    std::vector<float> last;
+    ASSERT_OK(run_step(model.get(), pool.get(), {{{tokens.back()}, 44, pages}}, &sparse, last, vocab));
+    logits.insert(logits.end(), last.begin(), last.end());
+    for (const double x : logits) {
+        ASSERT_TRUE(std::isfinite(x));
+    }
+    for (std::int64_t list = 0; list < std::int64_t{config.layers} * config.kv_heads; ++list) {
+        const std::int32_t* entry = store.data() + list * (1 + budget_pages);
+        ASSERT_EQ(entry[0], streaming[static_cast<std::size_t>(list)] != 0 ? 0 : budget_pages) << "list " << list;
+        for (std::int32_t i = 1; i <= entry[0]; ++i) {
+            ASSERT_GE(entry[i], 0);
+            ASSERT_LT(entry[i], 3);  // 45 tokens: entries 0 .. 2
+        }
+    }
+}
+
 TEST(ModelSparse, StreamingHeadsMatchReferenceOverSinkAndLocalKeys) {
     const auto device = make_device();
     const inf_model_config config = tiny_config(INF_ROPE_STYLE_HALF);

@@ -105,6 +105,19 @@ TEST_F(FakeCudaPagePool, CreatedAndInitialisedThroughTheBackend) {
     }
 }
 
+// int8 KV is a CPU format for now (no CUDA kernels read it): refused before anything is allocated.
+TEST_F(FakeCudaPagePool, Int8IsRefusedOnACudaDevice) {
+    Device gpu = make_device(INF_DEVICE_KIND_CUDA, 0);
+    const inf_page_pool_config config = config_of(INF_DTYPE_I8);
+    const uint64_t used = fake_stats().bytes_used[0];
+    inf_page_pool* pool = nullptr;
+    EXPECT_ERROR(INF_STATUS_UNSUPPORTED,
+                 "inf_page_pool_create: config->dtype INF_DTYPE_I8 (int8 KV with per-row scales) is supported on the CPU only",
+                 inf_page_pool_create(gpu.get(), &config, &pool));
+    EXPECT_EQ(pool, nullptr);
+    EXPECT_EQ(fake_stats().bytes_used[0], used);
+}
+
 TEST_F(FakeCudaPagePool, DoesNotFit) {
     Device gpu = make_device(INF_DEVICE_KIND_CUDA, 1);
     inf_page_pool_config config = config_of(INF_DTYPE_F32);

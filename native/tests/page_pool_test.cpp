@@ -8,6 +8,8 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "test_util.h"
@@ -72,7 +74,7 @@ std::vector<float> read_summary(const inf_page_pool* pool, const inf_page_pool_c
 
 TEST(PagePool, CreateDescribeDestroy) {
     Device device = make_device();
-    for (inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_F16, INF_DTYPE_BF16}) {
+    for (inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_F16, INF_DTYPE_BF16, INF_DTYPE_I8}) {
         const inf_page_pool_config config = small_config(dtype);
         Pool pool = make_pool(device.get(), config);
         ASSERT_NE(pool, nullptr);
@@ -82,10 +84,11 @@ TEST(PagePool, CreateDescribeDestroy) {
         EXPECT_EQ(0, std::memcmp(&read, &config, sizeof read));
         uint64_t bytes = 0;
         ASSERT_OK(inf_page_pool_bytes(pool.get(), &bytes));
-        const uint64_t element = dtype == INF_DTYPE_F32 ? 4 : 2;
+        const uint64_t element = dtype == INF_DTYPE_F32 ? 4 : dtype == INF_DTYPE_I8 ? 1 : 2;
         const uint64_t kv = 2ULL * 2 * 6 * 2 * 16 * 16 * element;      // K+V, layers, pages, heads, slots, dim
         const uint64_t summary = 2ULL * 6 * 2 * (16 / 4) * 2 * 16 * 4;  // layers, pages, heads, logical, min/max, dim
-        EXPECT_EQ(bytes, kv + summary);
+        const uint64_t scales = dtype == INF_DTYPE_I8 ? 2ULL * 2 * 6 * 2 * 16 * 4 : 0;  // K+V, layers, pages, heads, slots
+        EXPECT_EQ(bytes, kv + scales + summary) << "dtype " << static_cast<int>(dtype);
     }
     inf_page_pool_config no_summaries = small_config();
     no_summaries.logical_page_size = 0;
@@ -132,8 +135,9 @@ TEST(PagePool, CreateErrors) {
         const char* message;
     };
     const Case cases[] = {
-        {[](inf_page_pool_config& c) { const int32_t bad = 3; std::memcpy(&c.dtype, &bad, sizeof bad); },
-         "inf_page_pool_create: config->dtype (3) is not an inf_dtype"},
+        {[](inf_page_pool_config& c) { const int32_t bad = 4; std::memcpy(&c.dtype, &bad, sizeof bad); },
+         "inf_page_pool_create: config->dtype (4) is not an inf_dtype (INF_DTYPE_F32 = 0, INF_DTYPE_F16 = 1, "
+         "INF_DTYPE_BF16 = 2, INF_DTYPE_I8 = 3)"},
         {[](inf_page_pool_config& c) { const int32_t bad = -1; std::memcpy(&c.dtype, &bad, sizeof bad); },
          "config->dtype (-1) is not an inf_dtype"},
         {[](inf_page_pool_config& c) { c.layers = 0; }, "inf_page_pool_create: config->layers (0) must be at least 1"},
@@ -301,6 +305,14 @@ TEST_P(PagePoolDtype, AppendReadRoundTrip) {
                                        k.data() + begin * row, v.data() + begin * row));
     }
     const float tol = tolerance(dtype);
+    // int8: the bound is absolute per row, half a step of its scale max|x| / 127 (plus float rounding).
+    const auto row_step = [&](const std::vector<float>& x, std::size_t t, int32_t h) {
+        float m = 0.0F;
+        for (int32_t d = 0; d < config.head_dim; ++d) {
+            m = std::max(m, std::fabs(x[t * row + static_cast<std::size_t>(h * config.head_dim + d)]));
+        }
+        return m / 127.0F;
+    };
     for (std::size_t t = 0; t < tokens; ++t) {
         const int32_t page = shuffled_pages[t];
         const int32_t slot = shuffled_slots[t];
@@ -314,6 +326,9 @@ TEST_P(PagePoolDtype, AppendReadRoundTrip) {
                 if (dtype == INF_DTYPE_F32) {
                     ASSERT_EQ(data.k[stored], k[given]);
                     ASSERT_EQ(data.v[stored], v[given]);
+                } else if (dtype == INF_DTYPE_I8) {
+                    ASSERT_NEAR(data.k[stored], k[given], row_step(k, t, h) * (0.5F + 0x1p-16F)) << "token " << t;
+                    ASSERT_NEAR(data.v[stored], v[given], row_step(v, t, h) * (0.5F + 0x1p-16F)) << "token " << t;
                 } else {
                     ASSERT_NEAR(data.k[stored], k[given], std::fabs(k[given]) * tol) << "token " << t;
                     ASSERT_NEAR(data.v[stored], v[given], std::fabs(v[given]) * tol) << "token " << t;
@@ -398,12 +413,136 @@ TEST_P(PagePoolDtype, SummariesAreMinMaxOfLogicalPagesAndRestartAtSlotZero) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllDtypes, PagePoolDtype, ::testing::Values(INF_DTYPE_F32, INF_DTYPE_F16, INF_DTYPE_BF16),
+INSTANTIATE_TEST_SUITE_P(AllDtypes, PagePoolDtype, ::testing::Values(INF_DTYPE_F32, INF_DTYPE_F16, INF_DTYPE_BF16, INF_DTYPE_I8),
                          [](const ::testing::TestParamInfo<inf_dtype>& param_info) {
                              return std::string(param_info.param == INF_DTYPE_F32   ? "F32"
                                                 : param_info.param == INF_DTYPE_F16 ? "F16"
-                                                                              : "BF16");
+                                                : param_info.param == INF_DTYPE_I8  ? "I8"
+                                                                                    : "BF16");
                          });
+
+// int8 rows of magnitudes 1e-3 .. 1e3 (each row its own scale), an all-zero row and rows with one large
+// outlier: every element within half a step of its row's scale, the row's largest element (code +-127)
+// exact up to float rounding, zeros exact; rows never interfere (per-(token, head) scales).
+TEST(PagePool, Int8RowsRoundTripWithinHalfAStepOfTheirScale) {
+    Device device = make_device();
+    inf_page_pool_config config = small_config(INF_DTYPE_I8);
+    config.head_dim = 40;  // not a multiple of 16: the AVX-512 rows end in a partial vector
+    Pool pool = make_pool(device.get(), config);
+    const auto dim = static_cast<std::size_t>(config.head_dim);
+    const std::size_t heads = static_cast<std::size_t>(config.kv_heads);
+    const std::size_t row = heads * dim;
+    const int32_t tokens = config.page_size;
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> exponent(-3.0F, 3.0F);
+    std::vector<float> k = random_floats(static_cast<std::size_t>(tokens) * row, 51);
+    std::vector<float> v = random_floats(static_cast<std::size_t>(tokens) * row, 52);
+    for (std::size_t r = 0; r < static_cast<std::size_t>(tokens) * heads; ++r) {
+        const float kscale = std::pow(10.0F, exponent(rng));
+        const float vscale = std::pow(10.0F, exponent(rng));
+        for (std::size_t d = 0; d < dim; ++d) {
+            k[r * dim + d] *= kscale;
+            v[r * dim + d] *= vscale;
+        }
+    }
+    std::fill_n(k.begin() + 3 * static_cast<std::ptrdiff_t>(dim), dim, 0.0F);  // token 1, head 1: all zero
+    std::fill_n(v.begin() + 4 * static_cast<std::ptrdiff_t>(dim), dim, 0.0F);  // token 2, head 0
+    k[5 * dim + 7] = 1000.0F;  // token 2, head 1: one outlier, the rest ~1 rounds coarsely but within bound
+    std::vector<int32_t> pages(static_cast<std::size_t>(tokens), 3);
+    std::vector<int32_t> slots(static_cast<std::size_t>(tokens));
+    std::iota(slots.begin(), slots.end(), 0);
+    ASSERT_OK(inf_page_pool_append(pool.get(), 1, tokens, pages.data(), slots.data(), k.data(), v.data()));
+    const PageData data = read_page(pool.get(), config, 1, 3);
+    int exact_max = 0;
+    for (std::size_t t = 0; t < static_cast<std::size_t>(tokens); ++t) {
+        for (std::size_t h = 0; h < heads; ++h) {
+            for (const auto& [given, stored, name] : {std::tuple{&k, &data.k, "k"}, std::tuple{&v, &data.v, "v"}}) {
+                const float* x = given->data() + t * row + h * dim;
+                const float* y = stored->data() + (h * static_cast<std::size_t>(config.page_size) + t) * dim;
+                double m = 0.0;
+                for (std::size_t d = 0; d < dim; ++d) {
+                    m = std::max(m, std::fabs(static_cast<double>(x[d])));
+                }
+                const double step = m / 127.0;
+                for (std::size_t d = 0; d < dim; ++d) {
+                    const double error = std::fabs(static_cast<double>(y[d]) - static_cast<double>(x[d]));
+                    ASSERT_LE(error, step * 0.5 + m * 0x1p-22) << name << " token " << t << " head " << h << " dim " << d;
+                    if (x[d] == 0.0F) {
+                        ASSERT_EQ(y[d], 0.0F) << name << " token " << t << " head " << h;
+                    }
+                    if (m > 0.0 && std::fabs(static_cast<double>(x[d])) == m) {
+                        ASSERT_NEAR(std::fabs(static_cast<double>(y[d])), m, m * 0x1p-22) << name << " token " << t;
+                        ++exact_max;
+                    }
+                }
+            }
+        }
+    }
+    EXPECT_GE(exact_max, 2 * tokens * config.kv_heads - 2);  // every row but the two all-zero ones
+    // The outlier row: the small elements quantise to multiples of 1000 / 127 (most to 0), within bound.
+    EXPECT_EQ(data.k[(static_cast<std::size_t>(config.page_size) + 2) * dim + 7], 1000.0F);
+}
+
+// int8 pools take float32 queries only: attention and page selection refuse any other q_dtype, naming it.
+TEST(PagePool, Int8PoolRefusesNonF32Queries) {
+    Device device = make_device();
+    inf_page_pool_config config = small_config(INF_DTYPE_I8);
+    Pool pool = make_pool(device.get(), config);
+    const int32_t q_heads = config.kv_heads;
+    inf_test::Buffer q = inf_test::make_buffer(device.get(), static_cast<uint64_t>(q_heads * config.head_dim) * 4);
+    inf_test::Buffer o = inf_test::make_buffer(device.get(), static_cast<uint64_t>(q_heads * config.head_dim) * 4);
+    inf_test::Buffer lse = inf_test::make_buffer(device.get(), static_cast<uint64_t>(q_heads) * 4);
+    const int32_t q_starts[] = {0, 1};
+    const int32_t q_positions[] = {3};
+    const int32_t kv_lengths[] = {4};
+    const int32_t page_starts[] = {0, 1};
+    const int32_t page_ids[] = {0};
+    for (inf_dtype q_dtype : {INF_DTYPE_I8, INF_DTYPE_BF16, INF_DTYPE_F16}) {
+        inf_attention_batch batch{};
+        batch.size = sizeof batch;
+        batch.sequences = 1;
+        batch.q_heads = q_heads;
+        batch.q_dtype = q_dtype;
+        batch.q_starts = q_starts;
+        batch.q_positions = q_positions;
+        batch.kv_lengths = kv_lengths;
+        batch.page_starts = page_starts;
+        batch.page_ids = page_ids;
+        EXPECT_ERROR(INF_STATUS_INVALID_ARGUMENT,
+                     "inf_attention_run: batch->q_dtype (" + std::to_string(static_cast<int>(q_dtype)) +
+                         ") must be INF_DTYPE_F32 (0) for a pool of dtype INF_DTYPE_I8",
+                     inf_attention_run(pool.get(), 0, &batch, q.get(), o.get(), lse.get()));
+        inf_page_selection selection{};
+        selection.size = sizeof selection;
+        selection.sequences = 1;
+        selection.q_heads = q_heads;
+        selection.q_dtype = q_dtype;
+        selection.budget_tokens = config.page_size;
+        const int32_t q_rows[] = {0};
+        selection.q_rows = q_rows;
+        selection.kv_lengths = kv_lengths;
+        selection.page_starts = page_starts;
+        selection.page_ids = page_ids;
+        int32_t starts[8] = {};
+        int32_t indices[8] = {};
+        EXPECT_ERROR(INF_STATUS_INVALID_ARGUMENT,
+                     "inf_page_select: selection->q_dtype (" + std::to_string(static_cast<int>(q_dtype)) +
+                         ") must be INF_DTYPE_F32 (0) for a pool of dtype INF_DTYPE_I8",
+                     inf_page_select(pool.get(), 0, &selection, q.get(), starts, indices, 8));
+    }
+    // And float32 queries run: the refusal is about the type, not the pool.
+    inf_attention_batch batch{};
+    batch.size = sizeof batch;
+    batch.sequences = 1;
+    batch.q_heads = q_heads;
+    batch.q_dtype = INF_DTYPE_F32;
+    batch.q_starts = q_starts;
+    batch.q_positions = q_positions;
+    batch.kv_lengths = kv_lengths;
+    batch.page_starts = page_starts;
+    batch.page_ids = page_ids;
+    EXPECT_OK(inf_attention_run(pool.get(), 0, &batch, q.get(), o.get(), lse.get()));
+}
 
 TEST(PagePool, AppendErrors) {
     Device device = make_device();
@@ -479,7 +618,7 @@ TEST(PagePool, ReadErrors) {
 
 TEST(PagePool, CopyPagesBetweenPools) {
     Device device = make_device();
-    for (inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_BF16}) {
+    for (inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_BF16, INF_DTYPE_I8}) {
         inf_page_pool_config config = small_config(dtype);
         Pool src = make_pool(device.get(), config);
         config.pages = 9;  // the page count may differ
@@ -657,7 +796,7 @@ void check_boxes(const inf_page_pool* pool, const inf_page_pool_config& c, int32
 TEST(PagePool, CompactSummariesContainEveryKeyAcrossChunkedAppendsAndReuse) {
     Device device = make_device();
     for (const int32_t bits : {16, 8}) {
-        for (inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_BF16}) {
+        for (inf_dtype dtype : {INF_DTYPE_F32, INF_DTYPE_BF16, INF_DTYPE_I8}) {
             inf_page_pool_config config = pool_config(dtype, 1, 2, 32, 32, 6, 8);
             config.summary_bits = bits;
             Pool pool = make_pool(device.get(), config);

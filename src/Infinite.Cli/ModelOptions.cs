@@ -22,7 +22,7 @@ internal sealed class ModelOptions
 
     public Option<string> KvType { get; } = new("--kv-type")
     {
-        Description = "KV cache element type: f32, f16 or bf16.",
+        Description = "KV cache element type: f32, f16, bf16 or i8 (int8 with a scale per token and head: half of bf16's bytes, CPU only).",
         DefaultValueFactory = _ => "bf16",
     };
 
@@ -133,7 +133,8 @@ internal sealed class ModelOptions
         "f32" or "float32" or "fp32" => DataType.F32,
         "f16" or "float16" or "fp16" => DataType.F16,
         "bf16" or "bfloat16" => DataType.Bf16,
-        _ => throw new ArgumentException($"--kv-type '{text}': use f32, f16 or bf16"),
+        "i8" or "int8" => DataType.I8,
+        _ => throw new ArgumentException($"--kv-type '{text}': use f32, f16, bf16 or i8"),
     };
 
     /// <summary>"2GiB", "512MiB", "1G", "1000000" (bytes).</summary>

@@ -9,7 +9,11 @@ public sealed record InfiniteOptions
     /// <summary>Device to run on: "cpu" (default) or "cuda", "cuda:1".</summary>
     public string Device { get; init; } = "cpu";
 
-    /// <summary>Element type of the KV cache; bf16 halves memory and read time against f32 at ~1e-3 relative error.</summary>
+    /// <summary>
+    /// Element type of the KV cache; bf16 halves memory and read time against f32 at ~1e-3 relative error;
+    /// <see cref="DataType.I8"/> (CPU only) halves them again: int8 codes with a float scale per token and KV head,
+    /// at most half a step (max|row| / 254) of error per element.
+    /// </summary>
     public DataType KvType { get; init; } = DataType.Bf16;
 
     /// <summary>Tokens per KV page (a power of two, 16 to 256).</summary>

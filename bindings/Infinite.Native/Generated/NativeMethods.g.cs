@@ -53,12 +53,19 @@ public enum NativeLogLevel : int
     None = 5,
 }
 
-/// <summary>Element type of KV storage and of query inputs. The CPU computes in float32 whatever the storage.</summary>
+/// <summary>
+/// Element type of KV storage and of query inputs. The CPU computes in float32 whatever the storage.
+/// INF_DTYPE_I8 (KV storage only, CPU only): int8 codes with one float32 scale per (token, KV head) for K
+/// and one for V: x = code * scale, scale = max|x| / 127 over the head's row, codes rounded to nearest
+/// (error &lt;= scale / 2 per element). Queries of an I8 pool are INF_DTYPE_F32; a pool of this dtype on a
+/// CUDA device is INF_STATUS_UNSUPPORTED.
+/// </summary>
 public enum DataType : int
 {
     F32 = 0,
     F16 = 1,
     Bf16 = 2,
+    I8 = 3,
 }
 
 /// <summary>CPU features the kernels dispatch on (inf_device_info.features, CPU devices only).</summary>
@@ -184,7 +191,7 @@ internal unsafe partial struct inf_attention_batch
     public uint size;
     public int sequences;
     public int q_heads;
-    /// <summary>Element type of q: INF_DTYPE_F32 or the pool's dtype.</summary>
+    /// <summary>Element type of q: INF_DTYPE_F32 or the pool's dtype (INF_DTYPE_F32 only for an INF_DTYPE_I8 pool).</summary>
     public DataType q_dtype;
     /// <summary>Softmax scale; 0 means 1/sqrt(head_dim).</summary>
     public float scale;
@@ -226,7 +233,7 @@ internal unsafe partial struct inf_page_selection
     public uint size;
     public int sequences;
     public int q_heads;
-    /// <summary>Element type of q: INF_DTYPE_F32 or the pool's dtype.</summary>
+    /// <summary>Element type of q: INF_DTYPE_F32 or the pool's dtype (INF_DTYPE_F32 only for an INF_DTYPE_I8 pool).</summary>
     public DataType q_dtype;
     public int budget_tokens;
     /// <summary>0: one list per (sequence, KV head); 1: one list per (sequence, query head).</summary>

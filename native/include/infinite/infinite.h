@@ -85,11 +85,16 @@ typedef enum inf_log_level {
     INF_LOG_LEVEL_NONE = 5
 } inf_log_level;
 
-/* Element type of KV storage and of query inputs. The CPU computes in float32 whatever the storage. */
+/* Element type of KV storage and of query inputs. The CPU computes in float32 whatever the storage.
+ * INF_DTYPE_I8 (KV storage only, CPU only): int8 codes with one float32 scale per (token, KV head) for K
+ * and one for V: x = code * scale, scale = max|x| / 127 over the head's row, codes rounded to nearest
+ * (error <= scale / 2 per element). Queries of an I8 pool are INF_DTYPE_F32; a pool of this dtype on a
+ * CUDA device is INF_STATUS_UNSUPPORTED. */
 typedef enum inf_dtype {
     INF_DTYPE_F32 = 0,
     INF_DTYPE_F16 = 1,
-    INF_DTYPE_BF16 = 2
+    INF_DTYPE_BF16 = 2,
+    INF_DTYPE_I8 = 3
 } inf_dtype;
 
 /* CPU features the kernels dispatch on (inf_device_info.features, CPU devices only). */
@@ -180,7 +185,7 @@ typedef struct inf_attention_batch {
     uint32_t size;
     int32_t sequences;
     int32_t q_heads;
-    /* Element type of q: INF_DTYPE_F32 or the pool's dtype. */
+    /* Element type of q: INF_DTYPE_F32 or the pool's dtype (INF_DTYPE_F32 only for an INF_DTYPE_I8 pool). */
     inf_dtype q_dtype;
     /* Softmax scale; 0 means 1/sqrt(head_dim). */
     float scale;
@@ -214,7 +219,7 @@ typedef struct inf_page_selection {
     uint32_t size;
     int32_t sequences;
     int32_t q_heads;
-    /* Element type of q: INF_DTYPE_F32 or the pool's dtype. */
+    /* Element type of q: INF_DTYPE_F32 or the pool's dtype (INF_DTYPE_F32 only for an INF_DTYPE_I8 pool). */
     inf_dtype q_dtype;
     int32_t budget_tokens;
     /* 0: one list per (sequence, KV head); 1: one list per (sequence, query head). */

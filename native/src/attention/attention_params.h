@@ -5,7 +5,8 @@
  * kernel sees it, so kernels may trust them.
  *
  * Pool layout per layer (ARCHITECTURE.md): K and V are [pages][kv_heads][page_size][head_dim] of
- * dtype; the summary is float32 [pages][kv_heads][page_size / logical_page_size][2][head_dim]
+ * dtype (int8 codes plus per-row scales for INF_DTYPE_I8, see k_scale); the summary is float32
+ * [pages][kv_heads][page_size / logical_page_size][2][head_dim]
  * (elementwise min of the keys, then max), present when logical_page_size > 0.
  */
 #ifndef INFINITE_ATTENTION_PARAMS_H
@@ -37,6 +38,10 @@ typedef struct inf_kv_layer {
      *     an empty box is scale = +inf, min codes 127, max codes -127 (so min = +inf, max = -inf).
      * summary then points at bytes of that layout (cast), not floats, when summary_bits is 8 or 16. */
     int32_t summary_bits;
+    /* INF_DTYPE_I8 only (NULL otherwise): float32 [pages][kv_heads][page_size], one scale per K (V) row;
+     * element d of a row is k[...][d] * k_scale[...] (k and v then hold int8 codes). */
+    float* k_scale;
+    float* v_scale;
 } inf_kv_layer;
 
 /* Writes tokens' float32 keys and values [tokens][kv_heads][head_dim] to (pages[i], slots[i]) and

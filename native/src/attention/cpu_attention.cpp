@@ -43,12 +43,15 @@ inline float store_element(void* base, std::size_t index, inf_dtype dtype, float
         static_cast<std::uint16_t*>(base)[index] = stored;
         return bf16_to_f32(stored);
     }
-    default: {
+    case INF_DTYPE_I8:
+        break;  // whole rows at a time: kv_append
+    case INF_DTYPE_F16: {
         const std::uint16_t stored = f32_to_f16(value);
         static_cast<std::uint16_t*>(base)[index] = stored;
         return f16_to_f32(stored);
     }
     }
+    return value;
 }
 
 // ---- tile kernels ----
@@ -224,7 +227,9 @@ void kv_append(const inf_kv_append_params& params) {
     const int lps = layer.logical_page_size;
     const bool summaries = lps > 0 && layer.summary != nullptr;
     const std::size_t subpages = summaries ? static_cast<std::size_t>(layer.page_size / lps) : 0;
+    const bool int8 = layer.dtype == INF_DTYPE_I8;
     const auto body = [&](std::int64_t begin, std::int64_t end, int) {
+        float dequantised[kMaxHeadDim];
         for (std::int64_t h64 = begin; h64 < end; ++h64) {
             const std::size_t h = static_cast<std::size_t>(h64);
             for (int i = 0; i < params.tokens; ++i) {
@@ -243,9 +248,25 @@ void kv_append(const inf_kv_append_params& params) {
                     maxs = mins + D;
                     restart = slot % lps == 0;
                 }
+                if (int8) {
+                    // A row at a time (its scale is its max); the summary sees the dequantised key, what
+                    // attention reads, so the selection bound holds for it.
+                    auto* k_codes = static_cast<std::int8_t*>(layer.k) + dst;
+                    const float k_scale = quantize_i8_row(params.k + src, layer.head_dim, k_codes);
+                    layer.k_scale[dst / D] = k_scale;
+                    layer.v_scale[dst / D] = quantize_i8_row(params.v + src, layer.head_dim, static_cast<std::int8_t*>(layer.v) + dst);
+                    for (std::size_t d = 0; d < D; ++d) {
+                        dequantised[d] = static_cast<float>(k_codes[d]) * k_scale;
+                    }
+                }
                 for (std::size_t d = 0; d < D; ++d) {
-                    const float key = store_element(layer.k, dst + d, layer.dtype, params.k[src + d]);
-                    store_element(layer.v, dst + d, layer.dtype, params.v[src + d]);
+                    float key = 0.0f;
+                    if (int8) {
+                        key = dequantised[d];
+                    } else {
+                        key = store_element(layer.k, dst + d, layer.dtype, params.k[src + d]);
+                        store_element(layer.v, dst + d, layer.dtype, params.v[src + d]);
+                    }
                     if (mins != nullptr) {
                         if (restart) {
                             mins[d] = key;

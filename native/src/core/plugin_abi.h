@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 /* Bumped on every incompatible change of inf_plugin_api or inf_plugin_device_info. */
-#define INF_PLUGIN_ABI_VERSION 2u
+#define INF_PLUGIN_ABI_VERSION 3u
 
 /* Name of the exported entry point, of type inf_plugin_get_fn. */
 #define INF_PLUGIN_ENTRY_NAME "inf_cuda_plugin_get"

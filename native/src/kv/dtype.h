@@ -18,16 +18,18 @@ inline constexpr std::uint32_t element_size(inf_dtype dtype) noexcept {
         case INF_DTYPE_F32: return 4;
         case INF_DTYPE_F16: return 2;
         case INF_DTYPE_BF16: return 2;
+        case INF_DTYPE_I8: return 1;  // the code; the per-row float scale is stored apart (inf_kv_layer.k_scale)
     }
     return 0;
 }
 
-// "f32", "f16", "bf16" (for messages).
+// "f32", "f16", "bf16", "i8" (for messages).
 inline constexpr const char* dtype_name(inf_dtype dtype) noexcept {
     switch (dtype) {
         case INF_DTYPE_F32: return "f32";
         case INF_DTYPE_F16: return "f16";
         case INF_DTYPE_BF16: return "bf16";
+        case INF_DTYPE_I8: return "i8";
     }
     return "unknown";
 }
@@ -102,7 +104,35 @@ inline std::uint16_t f32_to_f16(float value) noexcept {
     return static_cast<std::uint16_t>(sign | (float_bits(shifted) - float_bits(0x1p23F)));
 }
 
-// count elements of dtype at src converted to float32 at dst.
+// One INF_DTYPE_I8 row: count values x as codes (round to nearest even, within -127..127) and the
+// returned scale, max|x| / 127, so that x ~ code * scale with error <= scale / 2. An all-zero row gets
+// scale 0 (codes 0). A row holding a NaN or an infinity gets a NaN scale (codes 0): it reads back as NaN,
+// as such a key would poison f32 attention too, rather than as plausible numbers.
+inline float quantize_i8_row(const float* x, int count, std::int8_t* codes) noexcept {
+    float m = 0.0f;
+    for (int i = 0; i < count; ++i) {
+        const float a = x[i] < 0.0f ? -x[i] : x[i];
+        m = a > m || a != a ? a : m;  // a NaN sticks
+    }
+    if (!(m <= 3.4028234663852886e38f) || m == 0.0f) {  // NaN or infinity, or all zero
+        for (int i = 0; i < count; ++i) {
+            codes[i] = 0;
+        }
+        return m == 0.0f ? 0.0f : bits_float(0x7FC00000U);
+    }
+    const float scale = m / 127.0f;
+    const float inverse = 127.0f / m;
+    for (int i = 0; i < count; ++i) {
+        // x * inverse lies within [-127, 127] up to one rounding; the clamp keeps the code in range.
+        float c = __builtin_nearbyintf(x[i] * inverse);
+        c = c > 127.0f ? 127.0f : (c < -127.0f ? -127.0f : c);
+        codes[i] = static_cast<std::int8_t>(c);
+    }
+    return scale;
+}
+
+// count elements of dtype at src converted to float32 at dst. For INF_DTYPE_I8 these are the codes
+// themselves (the caller multiplies by the row's scale); from_f32 likewise rounds to codes.
 void to_f32(inf_dtype dtype, const void* src, float* dst, std::uint64_t count) noexcept;
 // count float32 values at src converted (rounded) to dtype at dst.
 void from_f32(inf_dtype dtype, const float* src, void* dst, std::uint64_t count) noexcept;

@@ -158,9 +158,9 @@ void DeviceMemory::reserve(const Device& device, std::uint64_t bytes) {
 
 void PagePool::validate(const inf_page_pool_config& config) {
     const std::int32_t dtype = raw_enum(config.dtype);
-    if (dtype != INF_DTYPE_F32 && dtype != INF_DTYPE_F16 && dtype != INF_DTYPE_BF16) {
+    if (dtype != INF_DTYPE_F32 && dtype != INF_DTYPE_F16 && dtype != INF_DTYPE_BF16 && dtype != INF_DTYPE_I8) {
         fail(INF_STATUS_INVALID_ARGUMENT, "config->dtype (", dtype,
-             ") is not an inf_dtype (INF_DTYPE_F32 = 0, INF_DTYPE_F16 = 1, INF_DTYPE_BF16 = 2)");
+             ") is not an inf_dtype (INF_DTYPE_F32 = 0, INF_DTYPE_F16 = 1, INF_DTYPE_BF16 = 2, INF_DTYPE_I8 = 3)");
     }
     if (config.layers <= 0) {
         fail(INF_STATUS_INVALID_ARGUMENT, "config->layers (", config.layers, ") must be at least 1");
@@ -197,9 +197,17 @@ void PagePool::validate(const inf_page_pool_config& config) {
     const std::uint64_t layer_elements = checked_mul(page_elements, static_cast<std::uint64_t>(config.pages),
                                                      "elements per layer (kv_heads * page_size * head_dim * pages)");
     const std::uint64_t layer_bytes = checked_mul(layer_elements, element, "bytes of K per layer");
-    const std::uint64_t kv_bytes = checked_mul(checked_mul(layer_bytes, 2, "bytes of K and V per layer"),
-                                               static_cast<std::uint64_t>(config.layers),
-                                               "bytes of K and V over config->layers");
+    std::uint64_t kv_bytes = checked_mul(checked_mul(layer_bytes, 2, "bytes of K and V per layer"),
+                                         static_cast<std::uint64_t>(config.layers), "bytes of K and V over config->layers");
+    if (dtype == INF_DTYPE_I8) {
+        // One float scale per head_dim codes: at most 4/8 of the codes' bytes more, so no new overflow
+        // beyond this sum.
+        const std::uint64_t scale_bytes = kv_bytes / static_cast<std::uint64_t>(config.head_dim) * sizeof(float);
+        if (kv_bytes > std::numeric_limits<std::uint64_t>::max() - scale_bytes) {
+            fail(INF_STATUS_OUT_OF_RANGE, "bytes of K and V with their int8 scales overflow 64 bits");
+        }
+        kv_bytes += scale_bytes;
+    }
     std::uint64_t summary_bytes = 0;
     if (config.logical_page_size != 0) {
         const std::uint64_t logical = static_cast<std::uint64_t>(config.page_size / config.logical_page_size);
@@ -223,6 +231,9 @@ PagePool::PagePool(std::shared_ptr<Device> device, const inf_page_pool_config& c
     const auto u = [](std::int32_t value) { return static_cast<std::uint64_t>(value); };
     page_elements_ = u(config_.kv_heads) * u(config_.page_size) * u(config_.head_dim);
     layer_kv_bytes_ = page_elements_ * element_bytes_ * u(config_.pages);
+    if (config_.dtype == INF_DTYPE_I8) {
+        layer_scale_bytes_ = page_elements_ / u(config_.head_dim) * sizeof(float) * u(config_.pages);
+    }
     summary_bits_ = config_.summary_bits == 0 ? 32 : config_.summary_bits;
     if (config_.logical_page_size > 0) {
         const std::uint64_t boxes = u(config_.kv_heads) * u(config_.page_size / config_.logical_page_size);
@@ -230,12 +241,16 @@ PagePool::PagePool(std::shared_ptr<Device> device, const inf_page_pool_config& c
         summary_page_bytes_ = summary_page_floats_ * summary_value_bytes(summary_bits_) + (summary_bits_ == 8 ? boxes * 4 : 0);
     }
     layer_summary_bytes_ = summary_page_bytes_ * u(config_.pages);
-    // page_size >= 16 and head_dim % 8 == 0, so K and V pages are multiples of 256 bytes and every
-    // region below starts aligned.
-    const std::uint64_t kv_bytes = 2 * layer_kv_bytes_ * u(config_.layers);
+    // page_size >= 16 and head_dim % 8 == 0, so K and V pages are multiples of 128 bytes (int8) and the
+    // scale and summary regions below start at least 64-byte aligned.
+    const std::uint64_t kv_bytes = 2 * (layer_kv_bytes_ + layer_scale_bytes_) * u(config_.layers);
     bytes_ = kv_bytes + layer_summary_bytes_ * u(config_.layers);
 
     Backend& backend = device_->backend();
+    if (config_.dtype == INF_DTYPE_I8 && !backend.host_accessible()) {
+        fail(INF_STATUS_UNSUPPORTED, "config->dtype INF_DTYPE_I8 (int8 KV with per-row scales) is supported on the CPU only, not on ",
+             device_->label(), "; use INF_DTYPE_BF16 or INF_DTYPE_F16 there");
+    }
     try {
         data_ = backend.allocate(device_->ordinal(), bytes_);
     } catch (const Error& error) {
@@ -247,9 +262,14 @@ PagePool::PagePool(std::shared_ptr<Device> device, const inf_page_pool_config& c
     }
     k_ = static_cast<unsigned char*>(data_);
     v_ = k_ + layer_kv_bytes_ * u(config_.layers);
+    if (layer_scale_bytes_ != 0) {
+        k_scale_ = reinterpret_cast<float*>(v_ + layer_kv_bytes_ * u(config_.layers));
+        v_scale_ = k_scale_ + layer_scale_bytes_ / sizeof(float) * u(config_.layers);
+    }
     summary_ = k_ + kv_bytes;
     try {
-        // Zeroed K and V: a kernel that reads a whole page sees finite values in slots never written.
+        // Zeroed K and V (and their scales): a kernel that reads a whole page sees finite values in slots
+        // never written.
         backend.fill(device_->ordinal(), k_, 0, 1, kv_bytes);
         initialize_summaries();
     } catch (...) {
@@ -320,6 +340,10 @@ inf_kv_layer PagePool::kv_layer(std::int32_t layer) const noexcept {
     out.page_size = config_.page_size;
     out.logical_page_size = config_.logical_page_size;
     out.summary_bits = summary_bits_;
+    if (k_scale_ != nullptr) {
+        out.k_scale = k_scale_page(layer, 0);
+        out.v_scale = v_scale_page(layer, 0);
+    }
     return out;
 }
 
@@ -331,6 +355,29 @@ void* PagePool::k_page(std::int32_t layer, std::int32_t page) const noexcept {
 void* PagePool::v_page(std::int32_t layer, std::int32_t page) const noexcept {
     return v_ + static_cast<std::uint64_t>(layer) * layer_kv_bytes_ +
            static_cast<std::uint64_t>(page) * page_elements_ * element_bytes_;
+}
+
+float* PagePool::k_scale_page(std::int32_t layer, std::int32_t page) const noexcept {
+    const std::uint64_t rows = page_elements_ / static_cast<std::uint64_t>(config_.head_dim);
+    return k_scale_ + static_cast<std::uint64_t>(layer) * layer_scale_bytes_ / sizeof(float) + static_cast<std::uint64_t>(page) * rows;
+}
+
+float* PagePool::v_scale_page(std::int32_t layer, std::int32_t page) const noexcept {
+    const std::uint64_t rows = page_elements_ / static_cast<std::uint64_t>(config_.head_dim);
+    return v_scale_ + static_cast<std::uint64_t>(layer) * layer_scale_bytes_ / sizeof(float) + static_cast<std::uint64_t>(page) * rows;
+}
+
+void PagePool::decode_host(const unsigned char* base, const float* scales, std::uint64_t element, std::uint64_t count,
+                           float* out) const noexcept {
+    to_f32(config_.dtype, base + element * element_bytes_, out, count);
+    if (config_.dtype != INF_DTYPE_I8) {
+        return;
+    }
+    // Rows are head_dim codes apart, one scale each; element is a row start (callers read whole rows).
+    const auto dim = static_cast<std::uint64_t>(config_.head_dim);
+    for (std::uint64_t i = 0; i < count; ++i) {
+        out[i] *= scales[(element + i) / dim];
+    }
 }
 
 unsigned char* PagePool::summary_page(std::int32_t layer, std::int32_t page) const noexcept {
@@ -475,9 +522,9 @@ void PagePool::update_compact_summaries(std::int32_t layer, std::int32_t tokens,
                 const std::uint64_t element = ((static_cast<std::uint64_t>(page) * static_cast<std::uint64_t>(config_.kv_heads) +
                                                 static_cast<std::uint64_t>(h)) * static_cast<std::uint64_t>(config_.page_size) +
                                                static_cast<std::uint64_t>(slots[t])) * static_cast<std::uint64_t>(dim);
-                // The key as stored (rounded to the pool's dtype): what attention reads.
-                to_f32(config_.dtype, k_ + static_cast<std::uint64_t>(layer) * layer_kv_bytes_ + element * element_bytes_,
-                       key, static_cast<std::uint64_t>(dim));
+                // The key as stored (rounded to the pool's dtype, or dequantised): what attention reads.
+                decode_host(k_ + static_cast<std::uint64_t>(layer) * layer_kv_bytes_,
+                            k_scale_ == nullptr ? nullptr : k_scale_page(layer, 0), element, static_cast<std::uint64_t>(dim), key);
                 for (int d = 0; d < dim; ++d) {
                     if (key[d] < lo[d]) {
                         lo[d] = key[d];
@@ -512,9 +559,9 @@ void PagePool::read_page(std::int32_t layer, std::int32_t page, float* k_out, fl
     Backend& backend = device_->backend();
     const std::int32_t ordinal = device_->ordinal();
     const std::uint64_t bytes = page_elements_ * element_bytes_;
-    const auto read = [&](const void* source, float* out) {
-        if (backend.host_accessible()) {
-            to_f32(config_.dtype, source, out, page_elements_);
+    const auto read = [&](const void* source, const float* scales, float* out) {
+        if (backend.host_accessible()) {  // always so for INF_DTYPE_I8 (refused on other devices)
+            decode_host(static_cast<const unsigned char*>(source), scales, 0, page_elements_, out);
         } else if (config_.dtype == INF_DTYPE_F32) {
             backend.copy_to_host(ordinal, out, source, bytes);
         } else {
@@ -523,8 +570,9 @@ void PagePool::read_page(std::int32_t layer, std::int32_t page, float* k_out, fl
             to_f32(config_.dtype, host.data(), out, page_elements_);
         }
     };
-    read(k_page(layer, page), k_out);
-    read(v_page(layer, page), v_out);
+    const bool scaled = k_scale_ != nullptr;
+    read(k_page(layer, page), scaled ? k_scale_page(layer, page) : nullptr, k_out);
+    read(v_page(layer, page), scaled ? v_scale_page(layer, page) : nullptr, v_out);
 }
 
 void PagePool::read_summary(std::int32_t layer, std::int32_t page, float* summary_out) const {
@@ -650,6 +698,11 @@ void PagePool::copy_pages(PagePool& dst, const std::int32_t* dst_pages, const Pa
         for (std::int32_t l = 0; l < a.layers; ++l) {
             move(dst.k_page(l, dst_pages[i]), src.k_page(l, src_pages[i]), pages * kv_page_bytes);
             move(dst.v_page(l, dst_pages[i]), src.v_page(l, src_pages[i]), pages * kv_page_bytes);
+            if (dst.k_scale_ != nullptr) {  // one dtype on both sides (checked above)
+                const std::uint64_t scale_bytes = pages * (dst.page_elements_ / static_cast<std::uint64_t>(a.head_dim)) * sizeof(float);
+                move(dst.k_scale_page(l, dst_pages[i]), src.k_scale_page(l, src_pages[i]), scale_bytes);
+                move(dst.v_scale_page(l, dst_pages[i]), src.v_scale_page(l, src_pages[i]), scale_bytes);
+            }
             if (summary_page_bytes != 0) {
                 move(dst.summary_page(l, dst_pages[i]), src.summary_page(l, src_pages[i]), pages * summary_page_bytes);
             }

@@ -5,7 +5,11 @@
 // [pages][kv_heads][page_size / logical_page_size][2][head_dim] as float32, bfloat16 or int8 codes plus a
 // scale per (logical page, head) (config.summary_bits; the byte layout is inf_kv_layer's):
 //
-//   [K layer 0 .. K layer L-1][V layer 0 .. V layer L-1][summary layer 0 .. summary layer L-1]
+//   [K layer 0 .. K layer L-1][V layer 0 .. V layer L-1]([K scales 0 .. L-1][V scales 0 .. L-1])[summary 0 .. L-1]
+//
+// The scales exist for INF_DTYPE_I8 only: K and V then hold int8 codes and each row (token, head) has a
+// float32 scale, [pages][kv_heads][page_size] per layer (inf_kv_layer.k_scale / v_scale). Kept apart from
+// the codes, not interleaved, so a row of codes stays a plain aligned run for the vector loads.
 //
 // Nothing is allocated on the hot path except scratch that grows to the largest call seen (see
 // Scratch). Like a buffer, a pool shares ownership of its device. Every method validates its
@@ -112,6 +116,13 @@ public:
 private:
     void* k_page(std::int32_t layer, std::int32_t page) const noexcept;
     void* v_page(std::int32_t layer, std::int32_t page) const noexcept;
+    // INF_DTYPE_I8: the page's first K (V) row scale.
+    float* k_scale_page(std::int32_t layer, std::int32_t page) const noexcept;
+    float* v_scale_page(std::int32_t layer, std::int32_t page) const noexcept;
+    // count values of storage at element offset element of a K or V region (base: k_ or v_) with their scales
+    // (INF_DTYPE_I8) as float32; host-accessible memory only.
+    void decode_host(const unsigned char* base, const float* scales, std::uint64_t element, std::uint64_t count,
+                     float* out) const noexcept;
     unsigned char* summary_page(std::int32_t layer, std::int32_t page) const noexcept;
     void initialize_summaries();
     // Widens (or restarts) the compact summaries of the logical pages an append on a host backend wrote,
@@ -127,11 +138,14 @@ private:
     std::uint64_t summary_page_bytes_ = 0;
     std::int32_t summary_bits_ = 32;
     std::uint64_t layer_kv_bytes_ = 0;       // K (or V) of one layer
+    std::uint64_t layer_scale_bytes_ = 0;    // K (or V) scales of one layer (INF_DTYPE_I8 only)
     std::uint64_t layer_summary_bytes_ = 0;  // summaries of one layer
     std::uint64_t bytes_ = 0;
     void* data_ = nullptr;
     unsigned char* k_ = nullptr;
     unsigned char* v_ = nullptr;
+    float* k_scale_ = nullptr;  // INF_DTYPE_I8 only
+    float* v_scale_ = nullptr;
     unsigned char* summary_ = nullptr;
 
     mutable std::mutex scratch_mutex_;

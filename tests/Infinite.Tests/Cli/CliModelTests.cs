@@ -45,6 +45,17 @@ public sealed class CliModelTests : IDisposable
     }
 
     [Fact]
+    public void Generate_runs_on_an_int8_kv_cache()
+    {
+        var run = Run("generate", "--model", _model, "--prompt", "Hello", "-n", "5", "--temperature", "0", "--ignore-eos",
+            "--kv-type", "i8", "--kv-memory", "16MiB");
+        Assert.True(run.Code == 0, run.Error);
+        Assert.Contains("(I8)", run.Error);
+        Assert.Contains("[5 tokens", run.Error);
+        Assert.Equal(Infinite.Native.DataType.I8, ModelOptions.ParseKvType(" INT8 "));
+    }
+
+    [Fact]
     public void Generate_with_chat_renders_the_template_and_runs_sparse()
     {
         var run = Run("generate", "--model", _model, "--prompt", "Hi", "--chat", "--system", "Be brief.", "-n", "3",
