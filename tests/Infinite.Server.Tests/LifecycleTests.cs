@@ -54,27 +54,22 @@ public sealed class LifecycleTests
         {
             KvType = DataType.F32, PageSize = 16, KvMemoryBytes = 4 << 20, MaxRunningRequests = 1, MaxQueuedRequests = 1,
         });
-        using var cts = new CancellationTokenSource();
-        // One runs, one waits; both are long, so the third finds the queue full.
-        using HttpResponseMessage running = await server.Http.PostStreamAsync("/v1/completions", Completion(server, 1500, stream: true), cts.Token);
-        Task<HttpResponseMessage> waiting = server.Http.PostStreamAsync("/v1/completions", Completion(server, 1500, stream: true), cts.Token);
-        DateTime deadline = DateTime.UtcNow.AddSeconds(10);
-        while (server.Engine.Engine.Stats.QueuedRequests < 1)
+        // At most two requests fit (one running, one queued); sixteen long ones sent at once cannot all fit, however
+        // fast the machine, so some must be refused with 429 while the admitted ones complete normally.
+        (HttpStatusCode Status, JsonElement Body)[] results = await Task.WhenAll(Enumerable.Range(0, 16)
+            .Select(_ => server.Http.PostAsync("/v1/completions", Completion(server, 1500))));
+        Assert.Contains(results, r => r.Status == HttpStatusCode.TooManyRequests);
+        Assert.Contains(results, r => r.Status == HttpStatusCode.OK);
+        foreach (var (status, body) in results)
         {
-            Assert.True(DateTime.UtcNow < deadline, "the second request never queued");
-            await Task.Delay(10);
-        }
-        var (status, body) = await server.Http.PostAsync("/v1/completions", Completion(server, 4));
-        Assert.Equal(HttpStatusCode.TooManyRequests, status);
-        HttpHelpers.AssertError(body, "rate_limit_error", code: "engine_overloaded");
-        await cts.CancelAsync();
-        try
-        {
-            (await waiting).Dispose();
-        }
-        catch (OperationCanceledException)
-        {
-            // The waiting request's headers may not have arrived before the cancel.
+            if (status == HttpStatusCode.TooManyRequests)
+            {
+                HttpHelpers.AssertError(body, "rate_limit_error", code: "engine_overloaded");
+            }
+            else
+            {
+                Assert.Equal(HttpStatusCode.OK, status);
+            }
         }
         await server.WaitAllPagesFreeAsync();
     }
