@@ -156,24 +156,24 @@ public sealed class ModelBenchmark(NativeExecutor executor, int seed = 1)
         return tokens;
     }
 
-    // Random K and V for positions [0, tokens) of every layer, written in blocks of one page (the same random
-    // block each time: only the bytes' presence matters to speed).
+    // Random K and V for positions [0, tokens), written a page at a time (fresh values per page, the same page
+    // for every layer), so sparse selection sees pages that differ.
     private void FillSynthetic(int[] table, int tokens)
     {
         int pageSize = executor.PageSize;
         int width = executor.Config.KvHeads * executor.Config.HeadDim;
         var k = new float[pageSize * width];
         var v = new float[pageSize * width];
-        for (int i = 0; i < k.Length; i++)
-        {
-            k[i] = (float)(_random.NextDouble() * 2 - 1);
-            v[i] = (float)(_random.NextDouble() * 2 - 1);
-        }
         var slots = Enumerable.Range(0, pageSize).ToArray();
         var pages = new int[pageSize];
         for (int start = 0; start < tokens; start += pageSize)
         {
             int n = Math.Min(pageSize, tokens - start);
+            for (int i = 0; i < k.Length; i++)
+            {
+                k[i] = (float)(_random.NextDouble() * 2 - 1);
+                v[i] = (float)(_random.NextDouble() * 2 - 1);
+            }
             Array.Fill(pages, table[start / pageSize]);
             for (int layer = 0; layer < executor.Config.Layers; layer++)
             {
