@@ -66,23 +66,7 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
 
         // Scalars.
         const std::int32_t sequences = b.sequences;
-        if (sequences < 0) {
-            fail(INF_STATUS_INVALID_ARGUMENT, "batch->sequences (", sequences, ") must be >= 0");
-        }
-        if (b.q_heads <= 0 || b.q_heads % config.kv_heads != 0) {
-            fail(INF_STATUS_INVALID_ARGUMENT, "batch->q_heads (", b.q_heads,
-                 ") must be a positive multiple of the pool's kv_heads (", config.kv_heads, ")");
-        }
-        const std::int32_t q_dtype = raw_enum(b.q_dtype);
-        if (config.dtype == INF_DTYPE_I8 && q_dtype != INF_DTYPE_F32) {
-            // int8 codes need a per-row scale, which a query array does not carry.
-            fail(INF_STATUS_INVALID_ARGUMENT, "batch->q_dtype (", q_dtype,
-                 ") must be INF_DTYPE_F32 (0) for a pool of dtype INF_DTYPE_I8 (queries are not quantised)");
-        }
-        if (q_dtype != INF_DTYPE_F32 && q_dtype != config.dtype) {
-            fail(INF_STATUS_INVALID_ARGUMENT, "batch->q_dtype (", q_dtype, ") must be INF_DTYPE_F32 (0) or the pool's dtype (",
-                 static_cast<int>(config.dtype), ", ", dtype_name(config.dtype), ")");
-        }
+        const std::int32_t q_dtype = api::check_queries("batch", sequences, b.q_heads, raw_enum(b.q_dtype), config);
         if (!std::isfinite(b.scale) || b.scale < 0.0F) {
             fail(INF_STATUS_INVALID_ARGUMENT, "batch->scale (", b.scale,
                  ") must be finite and >= 0 (0: 1/sqrt(head_dim))");

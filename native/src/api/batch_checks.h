@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "api/checks.h"
+#include "kv/dtype.h"
 #include "kv/page_pool.h"
 
 namespace inf::api {
@@ -169,6 +170,30 @@ void attach_workspace(PoolScratch& scratch, const Device& device, std::uint64_t 
     scratch.workspace.reserve(device, bytes);
     params.workspace = bytes == 0 ? nullptr : scratch.workspace.data();
     params.workspace_bytes = bytes == 0 ? 0 : scratch.workspace.size();
+}
+
+// The query side shared by inf_attention_run and inf_page_select: sequences >= 0, q_heads a positive multiple
+// of the pool's kv_heads, q_dtype F32 or the pool's dtype (F32 only for int8 pools). `owner` is the struct
+// argument's name ("batch", "selection") for the messages. Returns the raw q_dtype.
+inline std::int32_t check_queries(const char* owner, std::int32_t sequences, std::int32_t q_heads,
+                                  std::int32_t q_dtype, const inf_page_pool_config& config) {
+    if (sequences < 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, owner, "->sequences (", sequences, ") must be >= 0");
+    }
+    if (q_heads <= 0 || q_heads % config.kv_heads != 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, owner, "->q_heads (", q_heads,
+             ") must be a positive multiple of the pool's kv_heads (", config.kv_heads, ")");
+    }
+    if (config.dtype == INF_DTYPE_I8 && q_dtype != INF_DTYPE_F32) {
+        // int8 codes need a per-row scale, which a query array does not carry.
+        fail(INF_STATUS_INVALID_ARGUMENT, owner, "->q_dtype (", q_dtype,
+             ") must be INF_DTYPE_F32 (0) for a pool of dtype INF_DTYPE_I8 (queries are not quantised)");
+    }
+    if (q_dtype != INF_DTYPE_F32 && q_dtype != config.dtype) {
+        fail(INF_STATUS_INVALID_ARGUMENT, owner, "->q_dtype (", q_dtype, ") must be INF_DTYPE_F32 (0) or the pool's dtype (",
+             static_cast<int>(config.dtype), ", ", dtype_name(config.dtype), ")");
+    }
+    return q_dtype;
 }
 
 }  // namespace inf::api

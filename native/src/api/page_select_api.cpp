@@ -46,24 +46,7 @@ INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, con
 
         // Scalars.
         const std::int32_t sequences = sel.sequences;
-        if (sequences < 0) {
-            fail(INF_STATUS_INVALID_ARGUMENT, "selection->sequences (", sequences, ") must be >= 0");
-        }
-        if (sel.q_heads <= 0 || sel.q_heads % config.kv_heads != 0) {
-            fail(INF_STATUS_INVALID_ARGUMENT, "selection->q_heads (", sel.q_heads,
-                 ") must be a positive multiple of the pool's kv_heads (", config.kv_heads, ")");
-        }
-        const std::int32_t q_dtype = raw_enum(sel.q_dtype);
-        if (config.dtype == INF_DTYPE_I8 && q_dtype != INF_DTYPE_F32) {
-            // int8 codes need a per-row scale, which a query array does not carry.
-            fail(INF_STATUS_INVALID_ARGUMENT, "selection->q_dtype (", q_dtype,
-                 ") must be INF_DTYPE_F32 (0) for a pool of dtype INF_DTYPE_I8 (queries are not quantised)");
-        }
-        if (q_dtype != INF_DTYPE_F32 && q_dtype != config.dtype) {
-            fail(INF_STATUS_INVALID_ARGUMENT, "selection->q_dtype (", q_dtype,
-                 ") must be INF_DTYPE_F32 (0) or the pool's dtype (", static_cast<int>(config.dtype), ", ",
-                 dtype_name(config.dtype), ")");
-        }
+        const std::int32_t q_dtype = api::check_queries("selection", sequences, sel.q_heads, raw_enum(sel.q_dtype), config);
         if (sel.budget_tokens < config.page_size) {
             fail(INF_STATUS_INVALID_ARGUMENT, "selection->budget_tokens (", sel.budget_tokens,
                  ") is smaller than one page (", config.page_size, ")");
