@@ -33,6 +33,16 @@ public enum InfiniteStatus : int
     Unsupported = 9,
     /// <summary>A bug in the library: an unexpected exception was caught at the boundary.</summary>
     Internal = 10,
+    /// <summary>
+    /// A communication did not complete within the communicator's timeout; the message names the peer and the
+    /// operation.
+    /// </summary>
+    Timeout = 11,
+    /// <summary>
+    /// A peer instance is gone (its communicator was destroyed or its process died) or sent a message that
+    /// breaks the protocol; the message names the peer.
+    /// </summary>
+    PeerFailed = 12,
 }
 
 /// <summary>Kinds of device. The CPU device always exists; CUDA devices exist when the CUDA plug-in loads and a GPU is present.</summary>
@@ -77,6 +87,16 @@ public enum CpuFeatures : int
     Avx512f = 4,
     Avx512bf16 = 8,
     F16c = 16,
+}
+
+public enum inf_comm_kind : int
+{
+    /// <summary>Instances in one process; messages are copied through memory.</summary>
+    Inproc = 0,
+    /// <summary>One instance per process under mpirun, host memory (libinfinite_mpi.so, loaded at run time).</summary>
+    Mpi = 1,
+    /// <summary>GPUs, device memory (libnccl.so.2, loaded at run time; bootstrapped over another communicator).</summary>
+    Nccl = 2,
 }
 
 /// <summary>Storage type of a weight tensor as it lies in the model file.</summary>
@@ -145,6 +165,9 @@ internal unsafe partial struct inf_live_objects
     public ulong buffer_bytes;
     public long page_pools;
     public long models;
+    /// <summary>Live communicators and in-process communicator groups.</summary>
+    public long comms;
+    public long comm_groups;
 }
 
 /// <summary>Shape of a page pool. Versioned: set size = sizeof(inf_page_pool_config).</summary>
@@ -245,6 +268,86 @@ internal unsafe partial struct inf_page_selection
     public int* page_ids;
     /// <summary>Optional [page_starts[sequences]]: first key position of each entry, as in inf_attention_batch.</summary>
     public int* page_positions;
+}
+
+/// <summary>What a communicator is. Versioned: set size = sizeof(inf_comm_info).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe partial struct inf_comm_info
+{
+    public uint size;
+    public inf_comm_kind kind;
+    public int rank;
+    public int group_size;
+    /// <summary>Receives (and a send's wait for buffer space) fail with INF_STATUS_TIMEOUT after this long.</summary>
+    public int timeout_ms;
+    public int reserved;
+    /// <summary>Bytes and messages sent and received since creation (the figures of the exchange benchmarks).</summary>
+    public ulong bytes_sent;
+    public ulong bytes_received;
+    public ulong messages_sent;
+    public ulong messages_received;
+}
+
+/// <summary>
+/// The distributed part of a step (DistAttention across instances). A sequence's KV pages may live on several
+/// instances. Its home instance (the one whose plan lists the sequence) runs its non-attention layers and
+/// attends over its local pages; for each peer that holds more of its pages (a remote part), the home sends,
+/// in every layer, the sequence's query rows (and, when some of this step's tokens are stored there, their
+/// K and V rows); the peer appends those rows, runs one MicroAttention over all the parts it serves and sends
+/// back (o, lse), which the home merges into its own. KV never moves during attention.
+///
+/// Every instance of the group calls inf_model_step for the same step_id, concurrently (each with its own plan;
+/// an instance with no sequences of its own still calls it when it serves parts). Sends never wait for the
+/// receiver, so no order of arrival deadlocks; a receive waits at most the communicator's timeout.
+/// Versioned: set size = sizeof(inf_step_exchange).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe partial struct inf_step_exchange
+{
+    public uint size;
+    public int reserved;
+    public inf_comm* comm;
+    /// <summary>
+    /// The same on every instance for one step, increasing from step to step: messages carry it, so a message
+    /// left over from a failed step is recognised and dropped.
+    /// </summary>
+    public long step_id;
+    /// <summary>
+    /// Home side: parts of this plan's sequences whose pages live on peers, grouped by peer rank (ascending),
+    /// within one rank in ascending sequence order.
+    /// </summary>
+    public int remote_parts;
+    public int reserved2;
+    public int* remote_sequences;
+    public int* remote_ranks;
+    /// <summary>
+    /// [remote_parts] nonzero: the sequence's K and V rows of this step travel with its query rows, because the
+    /// peer stores some of them.
+    /// </summary>
+    public int* remote_sends_kv;
+    /// <summary>
+    /// Serving side: parts of peers' sequences whose pages live here, grouped by the home's rank (ascending),
+    /// within one rank in the order of that rank's remote parts. Part i has query rows
+    /// served_q_starts[i] .. served_q_starts[i+1]-1 at served_positions[...] (the sequence's tokens this step),
+    /// sees the keys &lt; served_kv_lengths[i] in pages served_page_ids[served_page_starts[i] .. +1] whose first
+    /// positions are served_page_positions[...] (multiples of the page size).
+    /// </summary>
+    public int served_parts;
+    public int reserved3;
+    public int* served_ranks;
+    public int* served_q_starts;
+    public int* served_positions;
+    public int* served_kv_lengths;
+    public int* served_page_starts;
+    public int* served_page_ids;
+    public int* served_page_positions;
+    /// <summary>[served_parts] nonzero where the home sends K and V rows (must match its remote_sends_kv).</summary>
+    public int* served_receives_kv;
+    /// <summary>
+    /// [served rows] (null when no part receives K and V): the page that stores each row's K and V here
+    /// (slot = position % page_size), or -1 when the row is stored elsewhere.
+    /// </summary>
+    public int* served_append_pages;
 }
 
 /// <summary>Shape and hyper-parameters of a Llama-family model. Versioned: set size = sizeof(inf_model_config).</summary>
@@ -352,6 +455,15 @@ internal unsafe partial struct inf_step_plan
     public int* logit_tokens;
     /// <summary>Null: dense attention.</summary>
     public inf_sparse_step* sparse;
+    /// <summary>
+    /// Optional [page_starts[sequences]]: first position of each entry's keys (multiples of the page size,
+    /// ascending within a sequence); null: entry j holds positions j * page_size ... With an exchange, a
+    /// sequence's table lists only its pages on this instance, and a token whose position no entry covers is
+    /// stored by the peer of a remote part that sends K and V.
+    /// </summary>
+    public int* page_positions;
+    /// <summary>Null: every page is local (one instance). Not yet combined with sparse (INF_STATUS_UNSUPPORTED).</summary>
+    public inf_step_exchange* exchange;
 }
 
 internal partial struct inf_device { }
@@ -360,6 +472,10 @@ internal partial struct inf_buffer { }
 
 internal partial struct inf_page_pool { }
 
+internal partial struct inf_comm { }
+
+internal partial struct inf_comm_group { }
+
 internal partial struct inf_model { }
 
 internal static unsafe partial class NativeMethods
@@ -367,7 +483,7 @@ internal static unsafe partial class NativeMethods
     public const string LibraryName = "infinite";
 
     /// <summary>Version of this ABI. Bumped on every incompatible change; bindings refuse a library with another.</summary>
-    public const int INF_ABI_VERSION = 3;
+    public const int INF_ABI_VERSION = 4;
 
     /// <summary>Longest device name, including the terminating zero.</summary>
     public const int INF_DEVICE_NAME_CAPACITY = 128;
@@ -581,6 +697,103 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibraryName)]
     [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
     public static partial InfiniteStatus inf_attention_merge(int parts, inf_buffer** o_parts, inf_buffer** lse_parts, long rows, int head_dim, inf_buffer* o_out, inf_buffer* lse_out);
+
+    /// <summary>A group of group_size in-process instances (1 .. 1024); each takes its endpoint with inf_comm_create_inproc.</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_group_create(int group_size, inf_comm_group** out_group);
+
+    /// <summary>Frees the group. Endpoints still alive keep its state until they are destroyed.</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_group_destroy(inf_comm_group* group);
+
+    /// <summary>
+    /// The endpoint of rank in group (each rank at most once while it lives). Destroying it tells the others that
+    /// the rank is gone: their receives from it, and sends to it, fail at once with INF_STATUS_PEER_FAILED.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_create_inproc(inf_comm_group* group, int rank, inf_comm** out_comm);
+
+    /// <summary>
+    /// The endpoint of this process under mpirun (MPI_COMM_WORLD; MPI is initialised here if it is not yet, and
+    /// finalised when the last MPI endpoint is destroyed). INF_STATUS_BACKEND_UNAVAILABLE, naming the library and
+    /// the reason, when the MPI plug-in or libmpi cannot be loaded.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_create_mpi(inf_comm** out_comm);
+
+    /// <summary>
+    /// A NCCL communicator over the same ranks as bootstrap (rank 0 makes the unique id and sends it over
+    /// bootstrap), for buffers on device (a CUDA device). INF_STATUS_BACKEND_UNAVAILABLE when libnccl.so.2 or the
+    /// CUDA backend cannot be loaded.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_create_nccl(inf_comm* bootstrap, inf_device* device, inf_comm** out_comm);
+
+    /// <summary>Frees the endpoint. A null comm is a no-op that returns OK.</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_destroy(inf_comm* comm);
+
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_get_info(inf_comm* comm, inf_comm_info* out_info);
+
+    /// <summary>Receive timeout in milliseconds (&gt; 0; default 30000).</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_set_timeout(inf_comm* comm, int timeout_ms);
+
+    /// <summary>
+    /// Sends bytes of host memory to peer with tag (0 .. 32767; tags &gt;= 16384 are reserved for the library).
+    /// Returns once data may be reused; never waits for the receiver to post a receive. bytes may be 0.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_send(inf_comm* comm, int peer, int tag, void* data, ulong bytes);
+
+    /// <summary>
+    /// Receives the next message from peer with tag into host memory (capacity bytes); its length goes to
+    /// out_bytes. Messages of one (peer, tag) arrive in the order sent. A message longer than capacity is
+    /// INF_STATUS_OUT_OF_RANGE naming both lengths and stays queued; use inf_comm_probe to size the buffer.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_recv(inf_comm* comm, int peer, int tag, void* data, ulong capacity, ulong* out_bytes);
+
+    /// <summary>Waits (up to the timeout) for the next message from peer with tag and returns its length, leaving it queued.</summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_probe(inf_comm* comm, int peer, int tag, ulong* out_bytes);
+
+    /// <summary>
+    /// Sends / receives bytes of a buffer (host or device memory; device buffers need a NCCL communicator or are
+    /// staged through host memory). recv's bytes must equal the message's length.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_send_buffer(inf_comm* comm, int peer, int tag, inf_buffer* buffer, ulong offset, ulong bytes);
+
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_comm_recv_buffer(inf_comm* comm, int peer, int tag, inf_buffer* buffer, ulong offset, ulong bytes);
+
+    /// <summary>
+    /// Page migration between instances: sends count pages (every layer's K and V, scales and summaries) of pool
+    /// to peer; the peer stores them with inf_page_pool_recv_pages into pages of its pool, which must have the same
+    /// shape and dtype (checked: a mismatch is INF_STATUS_INVALID_ARGUMENT on the receiver naming the field).
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_pool_send_pages(inf_comm* comm, int peer, int tag, inf_page_pool* pool, int* pages, int count);
+
+    [LibraryImport(LibraryName)]
+    [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
+    public static partial InfiniteStatus inf_page_pool_recv_pages(inf_comm* comm, int peer, int tag, inf_page_pool* pool, int* pages, int count);
 
     /// <summary>
     /// Builds a model on device from tensors (every tensor the config needs, each with its expected shape; extra

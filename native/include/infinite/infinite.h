@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 /* Version of this ABI. Bumped on every incompatible change; bindings refuse a library with another. */
-#define INF_ABI_VERSION 3
+#define INF_ABI_VERSION 4
 
 /* Longest device name, including the terminating zero. */
 #define INF_DEVICE_NAME_CAPACITY 128
@@ -66,7 +66,13 @@ typedef enum inf_status {
     /* The operation is not supported by this build or device. */
     INF_STATUS_UNSUPPORTED = 9,
     /* A bug in the library: an unexpected exception was caught at the boundary. */
-    INF_STATUS_INTERNAL = 10
+    INF_STATUS_INTERNAL = 10,
+    /* A communication did not complete within the communicator's timeout; the message names the peer and the
+     * operation. */
+    INF_STATUS_TIMEOUT = 11,
+    /* A peer instance is gone (its communicator was destroyed or its process died) or sent a message that
+     * breaks the protocol; the message names the peer. */
+    INF_STATUS_PEER_FAILED = 12
 } inf_status;
 
 /* Kinds of device. The CPU device always exists; CUDA devices exist when the CUDA plug-in loads and a GPU is present. */
@@ -147,6 +153,9 @@ typedef struct inf_live_objects {
     uint64_t buffer_bytes;
     int64_t page_pools;
     int64_t models;
+    /* Live communicators and in-process communicator groups. */
+    int64_t comms;
+    int64_t comm_groups;
 } inf_live_objects;
 
 /* Shape of a page pool. Versioned: set size = sizeof(inf_page_pool_config). */
@@ -232,6 +241,88 @@ typedef struct inf_page_selection {
     /* Optional [page_starts[sequences]]: first key position of each entry, as in inf_attention_batch. */
     const int32_t* page_positions;
 } inf_page_selection;
+
+/* ---- communicator types (distributed KV) --------------------------------- */
+
+/* One instance's endpoint in a group of instances that exchange queries, partial results and KV pages.
+ * Ranks are 0 .. size-1. Thread-safe: sends and receives may come from several threads. */
+typedef struct inf_comm inf_comm;
+
+/* The shared state of the instances of one process (in-process communicators). */
+typedef struct inf_comm_group inf_comm_group;
+
+typedef enum inf_comm_kind {
+    /* Instances in one process; messages are copied through memory. */
+    INF_COMM_KIND_INPROC = 0,
+    /* One instance per process under mpirun, host memory (libinfinite_mpi.so, loaded at run time). */
+    INF_COMM_KIND_MPI = 1,
+    /* GPUs, device memory (libnccl.so.2, loaded at run time; bootstrapped over another communicator). */
+    INF_COMM_KIND_NCCL = 2
+} inf_comm_kind;
+
+/* What a communicator is. Versioned: set size = sizeof(inf_comm_info). */
+typedef struct inf_comm_info {
+    uint32_t size;
+    inf_comm_kind kind;
+    int32_t rank;
+    int32_t group_size;
+    /* Receives (and a send's wait for buffer space) fail with INF_STATUS_TIMEOUT after this long. */
+    int32_t timeout_ms;
+    int32_t reserved;
+    /* Bytes and messages sent and received since creation (the figures of the exchange benchmarks). */
+    uint64_t bytes_sent;
+    uint64_t bytes_received;
+    uint64_t messages_sent;
+    uint64_t messages_received;
+} inf_comm_info;
+
+/* The distributed part of a step (DistAttention across instances). A sequence's KV pages may live on several
+ * instances. Its home instance (the one whose plan lists the sequence) runs its non-attention layers and
+ * attends over its local pages; for each peer that holds more of its pages (a remote part), the home sends,
+ * in every layer, the sequence's query rows (and, when some of this step's tokens are stored there, their
+ * K and V rows); the peer appends those rows, runs one MicroAttention over all the parts it serves and sends
+ * back (o, lse), which the home merges into its own. KV never moves during attention.
+ *
+ * Every instance of the group calls inf_model_step for the same step_id, concurrently (each with its own plan;
+ * an instance with no sequences of its own still calls it when it serves parts). Sends never wait for the
+ * receiver, so no order of arrival deadlocks; a receive waits at most the communicator's timeout.
+ * Versioned: set size = sizeof(inf_step_exchange). */
+typedef struct inf_step_exchange {
+    uint32_t size;
+    int32_t reserved;
+    inf_comm* comm;
+    /* The same on every instance for one step, increasing from step to step: messages carry it, so a message
+     * left over from a failed step is recognised and dropped. */
+    int64_t step_id;
+    /* Home side: parts of this plan's sequences whose pages live on peers, grouped by peer rank (ascending),
+     * within one rank in ascending sequence order. */
+    int32_t remote_parts;
+    int32_t reserved2;
+    const int32_t* remote_sequences;
+    const int32_t* remote_ranks;
+    /* [remote_parts] nonzero: the sequence's K and V rows of this step travel with its query rows, because the
+     * peer stores some of them. */
+    const int32_t* remote_sends_kv;
+    /* Serving side: parts of peers' sequences whose pages live here, grouped by the home's rank (ascending),
+     * within one rank in the order of that rank's remote parts. Part i has query rows
+     * served_q_starts[i] .. served_q_starts[i+1]-1 at served_positions[...] (the sequence's tokens this step),
+     * sees the keys < served_kv_lengths[i] in pages served_page_ids[served_page_starts[i] .. +1] whose first
+     * positions are served_page_positions[...] (multiples of the page size). */
+    int32_t served_parts;
+    int32_t reserved3;
+    const int32_t* served_ranks;
+    const int32_t* served_q_starts;
+    const int32_t* served_positions;
+    const int32_t* served_kv_lengths;
+    const int32_t* served_page_starts;
+    const int32_t* served_page_ids;
+    const int32_t* served_page_positions;
+    /* [served_parts] nonzero where the home sends K and V rows (must match its remote_sends_kv). */
+    const int32_t* served_receives_kv;
+    /* [served rows] (null when no part receives K and V): the page that stores each row's K and V here
+     * (slot = position % page_size), or -1 when the row is stored elsewhere. */
+    const int32_t* served_append_pages;
+} inf_step_exchange;
 
 /* ---- model types -------------------------------------------------------- */
 
@@ -352,6 +443,13 @@ typedef struct inf_step_plan {
     const int32_t* logit_tokens;
     /* Null: dense attention. */
     const inf_sparse_step* sparse;
+    /* Optional [page_starts[sequences]]: first position of each entry's keys (multiples of the page size,
+     * ascending within a sequence); null: entry j holds positions j * page_size ... With an exchange, a
+     * sequence's table lists only its pages on this instance, and a token whose position no entry covers is
+     * stored by the peer of a remote part that sends K and V. */
+    const int32_t* page_positions;
+    /* Null: every page is local (one instance). Not yet combined with sparse (INF_STATUS_UNSUPPORTED). */
+    const inf_step_exchange* exchange;
 } inf_step_plan;
 
 /* Receives one complete log line (no trailing newline). May be called from any thread, concurrently. */
@@ -498,6 +596,64 @@ INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, con
 INF_API inf_status inf_attention_merge(int32_t parts, const inf_buffer* const* o_parts,
                                        const inf_buffer* const* lse_parts, int64_t rows, int32_t head_dim,
                                        inf_buffer* o_out, inf_buffer* lse_out);
+
+/* ---- communicators ------------------------------------------------------ */
+
+/* A group of group_size in-process instances (1 .. 1024); each takes its endpoint with inf_comm_create_inproc. */
+INF_API inf_status inf_comm_group_create(int32_t group_size, inf_comm_group** out_group);
+
+/* Frees the group. Endpoints still alive keep its state until they are destroyed. */
+INF_API inf_status inf_comm_group_destroy(inf_comm_group* group);
+
+/* The endpoint of rank in group (each rank at most once while it lives). Destroying it tells the others that
+ * the rank is gone: their receives from it, and sends to it, fail at once with INF_STATUS_PEER_FAILED. */
+INF_API inf_status inf_comm_create_inproc(inf_comm_group* group, int32_t rank, inf_comm** out_comm);
+
+/* The endpoint of this process under mpirun (MPI_COMM_WORLD; MPI is initialised here if it is not yet, and
+ * finalised when the last MPI endpoint is destroyed). INF_STATUS_BACKEND_UNAVAILABLE, naming the library and
+ * the reason, when the MPI plug-in or libmpi cannot be loaded. */
+INF_API inf_status inf_comm_create_mpi(inf_comm** out_comm);
+
+/* A NCCL communicator over the same ranks as bootstrap (rank 0 makes the unique id and sends it over
+ * bootstrap), for buffers on device (a CUDA device). INF_STATUS_BACKEND_UNAVAILABLE when libnccl.so.2 or the
+ * CUDA backend cannot be loaded. */
+INF_API inf_status inf_comm_create_nccl(inf_comm* bootstrap, inf_device* device, inf_comm** out_comm);
+
+/* Frees the endpoint. A null comm is a no-op that returns OK. */
+INF_API inf_status inf_comm_destroy(inf_comm* comm);
+
+INF_API inf_status inf_comm_get_info(const inf_comm* comm, inf_comm_info* out_info);
+
+/* Receive timeout in milliseconds (> 0; default 30000). */
+INF_API inf_status inf_comm_set_timeout(inf_comm* comm, int32_t timeout_ms);
+
+/* Sends bytes of host memory to peer with tag (0 .. 32767; tags >= 16384 are reserved for the library).
+ * Returns once data may be reused; never waits for the receiver to post a receive. bytes may be 0. */
+INF_API inf_status inf_comm_send(inf_comm* comm, int32_t peer, int32_t tag, const void* data, uint64_t bytes);
+
+/* Receives the next message from peer with tag into host memory (capacity bytes); its length goes to
+ * out_bytes. Messages of one (peer, tag) arrive in the order sent. A message longer than capacity is
+ * INF_STATUS_OUT_OF_RANGE naming both lengths and stays queued; use inf_comm_probe to size the buffer. */
+INF_API inf_status inf_comm_recv(inf_comm* comm, int32_t peer, int32_t tag, void* data, uint64_t capacity,
+                                 uint64_t* out_bytes);
+
+/* Waits (up to the timeout) for the next message from peer with tag and returns its length, leaving it queued. */
+INF_API inf_status inf_comm_probe(inf_comm* comm, int32_t peer, int32_t tag, uint64_t* out_bytes);
+
+/* Sends / receives bytes of a buffer (host or device memory; device buffers need a NCCL communicator or are
+ * staged through host memory). recv's bytes must equal the message's length. */
+INF_API inf_status inf_comm_send_buffer(inf_comm* comm, int32_t peer, int32_t tag, const inf_buffer* buffer,
+                                        uint64_t offset, uint64_t bytes);
+INF_API inf_status inf_comm_recv_buffer(inf_comm* comm, int32_t peer, int32_t tag, inf_buffer* buffer,
+                                        uint64_t offset, uint64_t bytes);
+
+/* Page migration between instances: sends count pages (every layer's K and V, scales and summaries) of pool
+ * to peer; the peer stores them with inf_page_pool_recv_pages into pages of its pool, which must have the same
+ * shape and dtype (checked: a mismatch is INF_STATUS_INVALID_ARGUMENT on the receiver naming the field). */
+INF_API inf_status inf_page_pool_send_pages(inf_comm* comm, int32_t peer, int32_t tag, const inf_page_pool* pool,
+                                            const int32_t* pages, int32_t count);
+INF_API inf_status inf_page_pool_recv_pages(inf_comm* comm, int32_t peer, int32_t tag, inf_page_pool* pool,
+                                            const int32_t* pages, int32_t count);
 
 /* ---- model -------------------------------------------------------------- */
 

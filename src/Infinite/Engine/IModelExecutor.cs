@@ -20,6 +20,12 @@ public interface IModelExecutor : IDisposable
     /// <summary>Selection slots available to <see cref="SparseStep.SelectionSlots"/> (0 when sparse is unsupported).</summary>
     int SelectionSlots { get; }
 
+    /// <summary>Instances the KV cache is spread over (1 for one device). Their pools have PagesPerInstance pages each
+    /// and global page ids <c>instance * PagesPerInstance + local</c>; <see cref="PageCount"/> is their sum.</summary>
+    int Instances => 1;
+
+    int PagesPerInstance => PageCount;
+
     /// <summary>Runs one step; <paramref name="logits"/> receives [plan.LogitTokens.Length][VocabSize].</summary>
     void Step(StepPlan plan, Span<float> logits);
 }

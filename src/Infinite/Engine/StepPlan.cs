@@ -21,6 +21,10 @@ public sealed class StepPlan
     public required int[] LogitTokens { get; init; }
     /// <summary>Null: dense attention.</summary>
     public SparseStep? Sparse { get; init; }
+    /// <summary>[sequences]: the instance that runs each sequence's non-attention layers (its home), for executors
+    /// with several instances; null: one instance. Page ids are then global: instance i's local page p is
+    /// <c>i * PagesPerInstance + p</c> (see <see cref="IModelExecutor.PagesPerInstance"/>).</summary>
+    public int[]? Homes { get; init; }
 
     public int SequenceCount => KvLengths.Length;
     public int TokenCount => TokenIds.Length;

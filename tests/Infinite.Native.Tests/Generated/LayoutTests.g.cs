@@ -34,8 +34,8 @@ public sealed class LayoutTests
     [Fact]
     public void inf_live_objects_has_native_layout()
     {
-        Assert.Equal(48, Unsafe.SizeOf<inf_live_objects>());
-        Assert.Equal(48, Marshal.SizeOf<inf_live_objects>());
+        Assert.Equal(64, Unsafe.SizeOf<inf_live_objects>());
+        Assert.Equal(64, Marshal.SizeOf<inf_live_objects>());
         Assert.Equal(0, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.size)).ToInt64());
         Assert.Equal(4, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.reserved)).ToInt64());
         Assert.Equal(8, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.devices)).ToInt64());
@@ -43,6 +43,8 @@ public sealed class LayoutTests
         Assert.Equal(24, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.buffer_bytes)).ToInt64());
         Assert.Equal(32, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.page_pools)).ToInt64());
         Assert.Equal(40, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.models)).ToInt64());
+        Assert.Equal(48, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.comms)).ToInt64());
+        Assert.Equal(56, Marshal.OffsetOf<inf_live_objects>(nameof(inf_live_objects.comm_groups)).ToInt64());
     }
 
     [Fact]
@@ -102,6 +104,50 @@ public sealed class LayoutTests
         Assert.Equal(40, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.page_starts)).ToInt64());
         Assert.Equal(48, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.page_ids)).ToInt64());
         Assert.Equal(56, Marshal.OffsetOf<inf_page_selection>(nameof(inf_page_selection.page_positions)).ToInt64());
+    }
+
+    [Fact]
+    public void inf_comm_info_has_native_layout()
+    {
+        Assert.Equal(56, Unsafe.SizeOf<inf_comm_info>());
+        Assert.Equal(56, Marshal.SizeOf<inf_comm_info>());
+        Assert.Equal(0, Marshal.OffsetOf<inf_comm_info>(nameof(inf_comm_info.size)).ToInt64());
+        Assert.Equal(4, Marshal.OffsetOf<inf_comm_info>(nameof(inf_comm_info.kind)).ToInt64());
+        Assert.Equal(8, Marshal.OffsetOf<inf_comm_info>(nameof(inf_comm_info.rank)).ToInt64());
+        Assert.Equal(12, Marshal.OffsetOf<inf_comm_info>(nameof(inf_comm_info.group_size)).ToInt64());
+        Assert.Equal(16, Marshal.OffsetOf<inf_comm_info>(nameof(inf_comm_info.timeout_ms)).ToInt64());
+        Assert.Equal(20, Marshal.OffsetOf<inf_comm_info>(nameof(inf_comm_info.reserved)).ToInt64());
+        Assert.Equal(24, Marshal.OffsetOf<inf_comm_info>(nameof(inf_comm_info.bytes_sent)).ToInt64());
+        Assert.Equal(32, Marshal.OffsetOf<inf_comm_info>(nameof(inf_comm_info.bytes_received)).ToInt64());
+        Assert.Equal(40, Marshal.OffsetOf<inf_comm_info>(nameof(inf_comm_info.messages_sent)).ToInt64());
+        Assert.Equal(48, Marshal.OffsetOf<inf_comm_info>(nameof(inf_comm_info.messages_received)).ToInt64());
+    }
+
+    [Fact]
+    public void inf_step_exchange_has_native_layout()
+    {
+        Assert.Equal(136, Unsafe.SizeOf<inf_step_exchange>());
+        Assert.Equal(136, Marshal.SizeOf<inf_step_exchange>());
+        Assert.Equal(0, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.size)).ToInt64());
+        Assert.Equal(4, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.reserved)).ToInt64());
+        Assert.Equal(8, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.comm)).ToInt64());
+        Assert.Equal(16, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.step_id)).ToInt64());
+        Assert.Equal(24, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.remote_parts)).ToInt64());
+        Assert.Equal(28, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.reserved2)).ToInt64());
+        Assert.Equal(32, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.remote_sequences)).ToInt64());
+        Assert.Equal(40, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.remote_ranks)).ToInt64());
+        Assert.Equal(48, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.remote_sends_kv)).ToInt64());
+        Assert.Equal(56, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.served_parts)).ToInt64());
+        Assert.Equal(60, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.reserved3)).ToInt64());
+        Assert.Equal(64, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.served_ranks)).ToInt64());
+        Assert.Equal(72, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.served_q_starts)).ToInt64());
+        Assert.Equal(80, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.served_positions)).ToInt64());
+        Assert.Equal(88, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.served_kv_lengths)).ToInt64());
+        Assert.Equal(96, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.served_page_starts)).ToInt64());
+        Assert.Equal(104, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.served_page_ids)).ToInt64());
+        Assert.Equal(112, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.served_page_positions)).ToInt64());
+        Assert.Equal(120, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.served_receives_kv)).ToInt64());
+        Assert.Equal(128, Marshal.OffsetOf<inf_step_exchange>(nameof(inf_step_exchange.served_append_pages)).ToInt64());
     }
 
     [Fact]
@@ -165,8 +211,8 @@ public sealed class LayoutTests
     [Fact]
     public void inf_step_plan_has_native_layout()
     {
-        Assert.Equal(80, Unsafe.SizeOf<inf_step_plan>());
-        Assert.Equal(80, Marshal.SizeOf<inf_step_plan>());
+        Assert.Equal(96, Unsafe.SizeOf<inf_step_plan>());
+        Assert.Equal(96, Marshal.SizeOf<inf_step_plan>());
         Assert.Equal(0, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.size)).ToInt64());
         Assert.Equal(4, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.sequences)).ToInt64());
         Assert.Equal(8, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.tokens)).ToInt64());
@@ -179,6 +225,8 @@ public sealed class LayoutTests
         Assert.Equal(56, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.page_ids)).ToInt64());
         Assert.Equal(64, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.logit_tokens)).ToInt64());
         Assert.Equal(72, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.sparse)).ToInt64());
+        Assert.Equal(80, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.page_positions)).ToInt64());
+        Assert.Equal(88, Marshal.OffsetOf<inf_step_plan>(nameof(inf_step_plan.exchange)).ToInt64());
     }
 
     [Theory]
@@ -216,6 +264,21 @@ public sealed class LayoutTests
     [InlineData("inf_attention_run")]
     [InlineData("inf_page_select")]
     [InlineData("inf_attention_merge")]
+    [InlineData("inf_comm_group_create")]
+    [InlineData("inf_comm_group_destroy")]
+    [InlineData("inf_comm_create_inproc")]
+    [InlineData("inf_comm_create_mpi")]
+    [InlineData("inf_comm_create_nccl")]
+    [InlineData("inf_comm_destroy")]
+    [InlineData("inf_comm_get_info")]
+    [InlineData("inf_comm_set_timeout")]
+    [InlineData("inf_comm_send")]
+    [InlineData("inf_comm_recv")]
+    [InlineData("inf_comm_probe")]
+    [InlineData("inf_comm_send_buffer")]
+    [InlineData("inf_comm_recv_buffer")]
+    [InlineData("inf_page_pool_send_pages")]
+    [InlineData("inf_page_pool_recv_pages")]
     [InlineData("inf_model_create")]
     [InlineData("inf_model_destroy")]
     [InlineData("inf_model_bytes")]
