@@ -55,6 +55,8 @@ INF_API inf_status inf_get_live_objects(inf_live_objects* out_objects) {
         objects.buffer_bytes = counts.buffer_bytes;
         objects.page_pools = counts.page_pools;
         objects.models = counts.models;
+        objects.comms = counts.comms;
+        objects.comm_groups = counts.comm_groups;
         api::write_versioned(out_objects, objects);
     });
 }

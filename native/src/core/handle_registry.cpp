@@ -21,6 +21,8 @@ const char* handle_kind_name(HandleKind kind) noexcept {
         case HandleKind::buffer: return "buffer";
         case HandleKind::page_pool: return "page pool";
         case HandleKind::model: return "model";
+        case HandleKind::comm: return "communicator";
+        case HandleKind::comm_group: return "communicator group";
     }
     return "unknown";
 }
@@ -42,6 +44,8 @@ std::uintptr_t HandleRegistry::add(HandleKind kind, std::shared_ptr<void> object
             break;
         case HandleKind::page_pool: ++counts_.page_pools; break;
         case HandleKind::model: ++counts_.models; break;
+        case HandleKind::comm: ++counts_.comms; break;
+        case HandleKind::comm_group: ++counts_.comm_groups; break;
     }
     return handle;
 }
@@ -80,6 +84,8 @@ std::shared_ptr<void> HandleRegistry::remove(std::uintptr_t handle, HandleKind k
             break;
         case HandleKind::page_pool: --counts_.page_pools; break;
         case HandleKind::model: --counts_.models; break;
+        case HandleKind::comm: --counts_.comms; break;
+        case HandleKind::comm_group: --counts_.comm_groups; break;
     }
     entries_.erase(handle);
     return object;

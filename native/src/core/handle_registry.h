@@ -14,7 +14,7 @@
 
 namespace inf {
 
-enum class HandleKind : std::uint32_t { device = 1, buffer = 2, page_pool = 3, model = 4 };
+enum class HandleKind : std::uint32_t { device = 1, buffer = 2, page_pool = 3, model = 4, comm = 5, comm_group = 6 };
 
 const char* handle_kind_name(HandleKind kind) noexcept;
 
@@ -24,6 +24,8 @@ struct LiveCounts {
     std::uint64_t buffer_bytes = 0;
     std::int64_t page_pools = 0;
     std::int64_t models = 0;
+    std::int64_t comms = 0;
+    std::int64_t comm_groups = 0;
 };
 
 class HandleRegistry {

@@ -25,6 +25,8 @@ const char* status_name(std::int32_t status) noexcept {
         case INF_STATUS_DEVICE_ERROR: return "INF_STATUS_DEVICE_ERROR";
         case INF_STATUS_UNSUPPORTED: return "INF_STATUS_UNSUPPORTED";
         case INF_STATUS_INTERNAL: return "INF_STATUS_INTERNAL";
+        case INF_STATUS_TIMEOUT: return "INF_STATUS_TIMEOUT";
+        case INF_STATUS_PEER_FAILED: return "INF_STATUS_PEER_FAILED";
     }
     return "INF_STATUS_UNKNOWN";
 }
