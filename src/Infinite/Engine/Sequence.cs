@@ -41,6 +41,9 @@ internal sealed class Sequence
     /// <summary>Decode steps since the last prefill (drives sparse reselection).</summary>
     public int DecodeSteps { get; set; }
     public int Slot { get; set; } = -1;
+    /// <summary>Instance that runs this request's non-attention layers and holds its first KV pages (chosen at
+    /// admission by <see cref="Cluster.IKvPageSpace.PlaceRequest"/>); -1 while waiting.</summary>
+    public int Home { get; set; } = -1;
     /// <summary>Admission counter value; the largest is the first preemption victim.</summary>
     public long AdmitOrder { get; set; }
     public SequenceState State { get; set; } = SequenceState.Waiting;

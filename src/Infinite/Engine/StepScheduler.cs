@@ -1,11 +1,15 @@
+using Infinite.Cluster;
+
 namespace Infinite.Engine;
 
 /// <summary>
 /// Continuous batching: decides which tokens of which requests each step feeds and gives them pages. Running decodes
 /// go first (one token each, oldest first), then prefill chunks of admitted prompts, then new admissions, all within
 /// the per-step token budget. When a decode needs a page and none is free, the most recently admitted request gives
-/// back all its pages and returns to the front of the queue to recompute its tokens later. Not thread-safe: the
-/// engine calls it under its lock.
+/// back all its pages and returns to the front of the queue to recompute its tokens later. Pages come from an
+/// <see cref="IKvPageSpace"/>: one pool (<see cref="PageAllocator"/>), or a cluster where each admitted request gets a
+/// home instance and may borrow pages on others; plans then carry each sequence's home. Not thread-safe: the engine
+/// calls it under its lock.
 /// </summary>
 internal sealed class StepScheduler
 {
@@ -19,7 +23,7 @@ internal sealed class StepScheduler
     private readonly bool[]? _streamingHeads;
     private long _admissions;
 
-    public StepScheduler(PageAllocator pages, int pageSize, int maxBatchTokens, int maxRunning, SparseOptions? sparse,
+    public StepScheduler(IKvPageSpace pages, int pageSize, int maxBatchTokens, int maxRunning, SparseOptions? sparse,
         int selectionSlots)
     {
         Pages = pages;
@@ -35,7 +39,7 @@ internal sealed class StepScheduler
         }
     }
 
-    public PageAllocator Pages { get; }
+    public IKvPageSpace Pages { get; }
     public int WaitingCount => _waiting.Count;
     public int RunningCount => _running.Count;
     public long Preemptions { get; private set; }
@@ -67,7 +71,7 @@ internal sealed class StepScheduler
             int logitRows = 0;
             ScheduleDecodes(chunks, ref budget, ref logitRows, failures);
             int outstanding = SchedulePrefills(chunks, ref budget, ref logitRows);
-            Admit(chunks, ref budget, ref logitRows, outstanding);
+            Admit(chunks, ref budget, ref logitRows, outstanding, failures);
             if (chunks.Count > 0)
                 return (BuildPlan(chunks), [.. chunks]);
             if (_running.Count == 0)
@@ -87,20 +91,23 @@ internal sealed class StepScheduler
                 continue;
             int pages = PageAllocator.PagesFor(s.Computed + 1, _pageSize);
             bool scheduled = true;
-            while (!Pages.TryGrow(s.Pages, pages))
+            while (!Pages.TryGrow(s.Id, s.Home, s.Pages, pages))
             {
-                // Victims are newer than every decode scheduled so far, so no scheduled chunk is lost.
+                // Victims are newer than every decode scheduled so far, so no scheduled chunk is lost. In a cluster a
+                // request beyond what one request can ever hold fails at once instead of preempting unrelated
+                // requests on other instances first (one pool keeps its historical behaviour).
                 Sequence victim = _running[^1];
-                if (victim == s && _running.Count == 1)
+                bool hopeless = Pages.Instances > 1 && pages > Pages.MaxPagesPerRequest;
+                if ((victim == s && _running.Count == 1) || hopeless)
                 {
-                    failures.Add((s, $"The request needs {pages} KV pages but the cache has only {Pages.TotalPages}."));
+                    failures.Add((s, $"The request needs {pages} KV pages but the cache has only {Pages.MaxPagesPerRequest}."));
                     Remove(s);
                 }
                 else
                 {
                     Preempt(victim);
                 }
-                if (victim == s)
+                if (victim == s || hopeless)
                 {
                     scheduled = false;
                     i--;
@@ -131,15 +138,29 @@ internal sealed class StepScheduler
         return outstanding;
     }
 
-    private void Admit(List<ScheduledChunk> chunks, ref int budget, ref int logitRows, int outstanding)
+    private void Admit(List<ScheduledChunk> chunks, ref int budget, ref int logitRows, int outstanding,
+        List<(Sequence, string)> failures)
     {
         while (_waiting.First is { } node && budget > 0 && _running.Count < _maxRunning)
         {
             Sequence s = node.Value;
+            // In a cluster the engine's request check sees the whole cache, but a request can only ever hold
+            // MaxPagesPerRequest pages: a prompt beyond that would prefill, stall and be preempted forever.
+            int promptPages = PageAllocator.PagesFor(s.Tokens.Count, _pageSize);
+            if (Pages.Instances > 1 && promptPages > Pages.MaxPagesPerRequest)
+            {
+                failures.Add((s, $"The request needs {promptPages} KV pages but the cache has only {Pages.MaxPagesPerRequest}."));
+                Remove(s);
+                continue;
+            }
             int need = PagesToFinishPrefill(s);
             if (Pages.FreePages - outstanding < need)
                 break; // first come, first served: later requests wait behind it
+            int home = Pages.PlaceRequest(s.Id, need);
+            if (home < 0)
+                break;
             _waiting.RemoveFirst();
+            s.Home = home;
             s.State = SequenceState.Running;
             s.AdmitOrder = ++_admissions;
             if (_sparse is not null)
@@ -150,17 +171,18 @@ internal sealed class StepScheduler
         }
     }
 
-    /// <summary>Pages for all current tokens plus the first one generated after them.</summary>
+    /// <summary>Pages for all current tokens plus the first one generated after them (at most what one request can
+    /// ever hold: a longer one is admitted, prefilled as far as it fits and fails when it cannot grow alone).</summary>
     private int PagesToFinishPrefill(Sequence s) =>
-        Math.Min(PageAllocator.PagesFor(s.Tokens.Count + 1, _pageSize), Pages.TotalPages);
+        Math.Min(PageAllocator.PagesFor(s.Tokens.Count + 1, _pageSize), Pages.MaxPagesPerRequest);
 
     private void ScheduleChunk(Sequence s, List<ScheduledChunk> chunks, ref int budget, ref int logitRows)
     {
-        int capacity = (s.Pages.Count + Pages.FreePages) * _pageSize - s.Computed;
+        int capacity = (s.Pages.Count + Pages.AvailableTo(s.Id, s.Home)) * _pageSize - s.Computed;
         int count = Math.Min(Math.Min(s.Pending, budget), capacity);
         if (count <= 0)
             return;
-        if (!Pages.TryGrow(s.Pages, PageAllocator.PagesFor(s.Computed + count, _pageSize)))
+        if (!Pages.TryGrow(s.Id, s.Home, s.Pages, PageAllocator.PagesFor(s.Computed + count, _pageSize)))
             throw new InvalidOperationException("Page accounting is inconsistent: free pages vanished while planning.");
         bool finishes = count == s.Pending;
         chunks.Add(new ScheduledChunk(s, s.Computed, count, IsDecode: false, finishes ? logitRows++ : -1));
@@ -181,7 +203,8 @@ internal sealed class StepScheduler
 
     private void ReleaseResources(Sequence s)
     {
-        Pages.Release(s.Pages);
+        Pages.Release(s.Id, s.Pages);
+        s.Home = -1;
         if (s.Slot >= 0)
         {
             _freeSlots.Push(s.Slot);
@@ -206,6 +229,7 @@ internal sealed class StepScheduler
         var logitTokens = new List<int>();
         var slots = _sparse is null ? null : new int[chunks.Count];
         var reselect = _sparse is null ? null : new bool[chunks.Count];
+        var homes = Pages.Instances == 1 ? null : new int[chunks.Count];
         int t = 0, p = 0;
         for (int i = 0; i < chunks.Count; i++)
         {
@@ -224,6 +248,8 @@ internal sealed class StepScheduler
             int n = PageAllocator.PagesFor(kvLengths[i], _pageSize);
             s.Pages.CopyTo(0, pageIds, p, n);
             p += n;
+            if (homes is not null)
+                homes[i] = s.Home;
             if (_sparse is not null)
             {
                 slots![i] = s.Slot;
@@ -241,6 +267,7 @@ internal sealed class StepScheduler
             PageStarts = pageStarts,
             PageIds = pageIds,
             LogitTokens = [.. logitTokens],
+            Homes = homes,
             Sparse = _sparse is null ? null : new SparseStep
             {
                 StreamingHeads = _streamingHeads,

@@ -1,3 +1,4 @@
+using Infinite.Cluster;
 using Infinite.Engine;
 
 namespace Infinite.Tests.Engine;
@@ -36,6 +37,24 @@ public sealed class PageAllocatorTests
         var copy = new List<int>(table);
         allocator.Release(table);
         Assert.Throws<InvalidOperationException>(() => allocator.Release(copy));
+    }
+
+    [Fact]
+    public void AsAPageSpace_IsOneInstance_WithEveryRequestHomedOnZero()
+    {
+        IKvPageSpace space = new PageAllocator(4);
+        Assert.Equal((1, 4, 4, 4), (space.Instances, space.PagesPerInstance, space.TotalPages, space.MaxPagesPerRequest));
+        Assert.Equal(0, space.PlaceRequest(1, 4));
+        Assert.Equal(-1, space.PlaceRequest(2, 5)); // could never fit
+        var table = new List<int>();
+        Assert.True(space.TryGrow(1, 0, table, 3));
+        Assert.Equal([0, 1, 2], table);
+        Assert.Equal(1, space.AvailableTo(1, 0));
+        Assert.Equal(0, space.InstanceOf(table[2]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => space.TryGrow(1, 1, table, 4));
+        space.Release(1, table);
+        Assert.Empty(table);
+        Assert.Equal(4, space.FreePages);
     }
 
     [Theory]
