@@ -7,17 +7,32 @@
 //   model/decode/sparse/ctx:N   LServe: KV head 1 of each layer streaming (sink 128 + local 256), retrieval
 //                               heads select pages under a 4096-token budget, reselecting every 4th step.
 //   model/prefill/ctx:N         a prompt of N tokens in chunks of 2048 (one iteration): tokens/s.
+//   model/decode/distributed/instances:I/ctx:N
+//                               DistAttention over I in-process instances (one model and one bf16 pool each,
+//                               no summaries), all stepping concurrently on their own threads: the context's
+//                               pages are split evenly in contiguous blocks over the instances, the home
+//                               (instance 0) holds the decode token's page; ms per decode step, exchange
+//                               bytes per layer (all instances' sends, from inf_comm_get_info) and, with
+//                               INFINITE_MODEL_PROFILE=1, the home's exchange time (packing, sending,
+//                               waiting for the replies) and instance 1's serve time per layer. instances:1
+//                               is the plain one-instance step. ctx:1048576 rows (~2 GiB of KV) are
+//                               registered only with INFINITE_BENCH_LONG=1.
 // Targets (2 threads): decode <= 5 ms/token at 32K dense, <= 3 ms sparse; prefill 32K >= 800 tokens/s.
 // Run: build/native/bin/infinite_bench --benchmark_filter=model/
+//      INFINITE_BENCH_LONG=1 INFINITE_MODEL_PROFILE=1 build/native/bin/infinite_bench --benchmark_filter=model/decode/distributed
 #include <benchmark/benchmark.h>
 
+#include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "infinite/infinite.h"
@@ -125,7 +140,8 @@ struct BenchModel {
 
 // summary_bits: 32 (float32 key min/max), 16 or 8 (compact: the selector reads 2x / ~4x fewer bytes).
 // dtype: the KV storage (bf16 unless a row says kv:i8).
-inf_page_pool* make_pool(inf_device* device, int pages, int summary_bits = 32, inf_dtype dtype = INF_DTYPE_BF16) {
+inf_page_pool* make_pool(inf_device* device, int pages, int summary_bits = 32, inf_dtype dtype = INF_DTYPE_BF16,
+                         int logical_page_size = 16) {
     inf_page_pool_config p{};
     p.size = sizeof p;
     p.dtype = dtype;
@@ -134,7 +150,7 @@ inf_page_pool* make_pool(inf_device* device, int pages, int summary_bits = 32, i
     p.head_dim = kHeadDim;
     p.page_size = kPage;
     p.pages = pages;
-    p.logical_page_size = 16;
+    p.logical_page_size = logical_page_size;
     p.summary_bits = summary_bits;
     inf_page_pool* pool = nullptr;
     return inf_page_pool_create(device, &p, &pool) == INF_STATUS_OK ? pool : nullptr;
@@ -278,8 +294,219 @@ void bench_prefill(benchmark::State& state, int prompt) {
     inf_page_pool_destroy(pool);
 }
 
+
+// ---- distributed decode (DistAttention over in-process instances) ----
+
+// Captures the model step profile line that a model logs when destroyed (INFINITE_MODEL_PROFILE=1).
+void capture_log(void* user, inf_log_level, const char* message) {
+    auto* lines = static_cast<std::vector<std::string>*>(user);
+    if (std::strstr(message, "model step profile") != nullptr) lines->emplace_back(message);
+}
+
+// "... <name> <ms> ..." of a profile line (ms per step), or -1.
+double profile_value(const std::vector<std::string>& lines, const char* name) {
+    for (const std::string& line : lines) {
+        const auto at = line.find("(ms/step):");
+        if (at == std::string::npos) continue;
+        const auto key = line.find(std::string(" ") + name + " ", at);
+        if (key != std::string::npos) return std::strtod(line.c_str() + key + std::strlen(name) + 2, nullptr);
+    }
+    return -1.0;
+}
+
+// One instance's plan and the arrays it points at.
+struct DistPlan {
+    std::vector<std::int32_t> page_ids, page_positions;
+    std::int32_t token = 17, position = 0, kv_length = 0, logit_token = 0;
+    std::int32_t q_starts[2] = {0, 1};
+    std::int32_t page_starts[2] = {0, 0};
+    std::int32_t remote_sequences[4] = {}, remote_ranks[4] = {}, remote_sends_kv[4] = {};
+    std::int32_t served_rank = 0, served_receives_kv = 0;
+    std::int32_t served_q_starts[2] = {0, 1};
+    std::int32_t served_page_starts[2] = {0, 0};
+    inf_step_exchange ex{};
+    inf_step_plan plan{};
+};
+
+// Rank r of n holds context pages [first, end) of the sequence (contiguous, even split); the home (rank 0)
+// also holds the page of the decode token at position context.
+void build_plan(DistPlan& d, int rank, int n, int context, inf_comm* comm) {
+    const int pages = context / kPage;
+    const int first = pages * rank / n;
+    const int end = pages * (rank + 1) / n;
+    for (int j = 0; j < end - first; ++j) {
+        d.page_ids.push_back(j);
+        d.page_positions.push_back((first + j) * kPage);
+    }
+    d.position = context;
+    d.kv_length = context + 1;
+    d.plan.size = sizeof d.plan;
+    d.ex.size = sizeof d.ex;
+    d.ex.comm = comm;
+    if (rank == 0) {
+        d.page_ids.push_back(end - first);  // the decode token's page, after the home's block
+        d.page_positions.push_back(context);
+        d.page_starts[1] = static_cast<std::int32_t>(d.page_ids.size());
+        d.plan.sequences = 1;
+        d.plan.tokens = 1;
+        d.plan.logit_rows = 1;
+        d.plan.token_ids = &d.token;
+        d.plan.positions = &d.position;
+        d.plan.q_starts = d.q_starts;
+        d.plan.kv_lengths = &d.kv_length;
+        d.plan.page_starts = d.page_starts;
+        d.plan.page_ids = d.page_ids.data();
+        d.plan.logit_tokens = &d.logit_token;
+        for (int r = 1; r < n; ++r) {
+            d.remote_ranks[r - 1] = r;
+        }
+        d.ex.remote_parts = n - 1;
+        d.ex.remote_sequences = d.remote_sequences;
+        d.ex.remote_ranks = d.remote_ranks;
+        d.ex.remote_sends_kv = d.remote_sends_kv;
+    } else {
+        d.q_starts[1] = 0;
+        d.plan.q_starts = d.q_starts;
+        d.plan.page_starts = d.page_starts;
+        d.served_page_starts[1] = static_cast<std::int32_t>(d.page_ids.size());
+        d.ex.served_parts = 1;
+        d.ex.served_ranks = &d.served_rank;
+        d.ex.served_q_starts = d.served_q_starts;
+        d.ex.served_positions = &d.position;
+        d.ex.served_kv_lengths = &d.kv_length;
+        d.ex.served_page_starts = d.served_page_starts;
+        d.ex.served_page_ids = d.page_ids.data();
+        d.ex.served_page_positions = d.page_positions.data();
+        d.ex.served_receives_kv = &d.served_receives_kv;
+    }
+    if (n > 1) {
+        d.plan.page_positions = rank == 0 ? d.page_positions.data() : nullptr;
+        d.plan.exchange = &d.ex;
+    }
+}
+
+void bench_distributed(benchmark::State& state, int n, int context) {
+    std::vector<std::unique_ptr<BenchModel>> models;
+    for (int r = 0; r < n; ++r) {
+        models.push_back(std::make_unique<BenchModel>());
+        if (models.back()->model == nullptr) {
+            state.SkipWithError((std::string("model: ") + inf_last_error()).c_str());
+            return;
+        }
+    }
+    inf_comm_group* group = nullptr;
+    std::vector<inf_comm*> comms(static_cast<std::size_t>(n), nullptr);
+    std::vector<inf_page_pool*> pools(static_cast<std::size_t>(n), nullptr);
+    std::vector<DistPlan> plans(static_cast<std::size_t>(n));
+    auto release = [&] {
+        for (auto* pool : pools) inf_page_pool_destroy(pool);
+        for (auto* comm : comms) inf_comm_destroy(comm);
+        inf_comm_group_destroy(group);
+    };
+    if (n > 1 && !ok(inf_comm_group_create(n, &group), state, "inf_comm_group_create")) return;
+    const int pages = context / kPage;
+    for (int r = 0; r < n; ++r) {
+        const auto i = static_cast<std::size_t>(r);
+        if (n > 1 && !ok(inf_comm_create_inproc(group, r, &comms[i]), state, "inf_comm_create_inproc")) return release();
+        const int held = pages * (r + 1) / n - pages * r / n;
+        pools[i] = make_pool(models[i]->device, held + 1, 32, INF_DTYPE_BF16, 0);
+        if (pools[i] == nullptr || !fill_context(pools[i], held * kPage)) {
+            state.SkipWithError((std::string("pool: ") + inf_last_error()).c_str());
+            return release();
+        }
+        build_plan(plans[i], r, n, context, comms[i]);
+    }
+
+    // Instances 1 .. n-1 step on their own threads, in lockstep with instance 0 (this thread).
+    std::barrier start(n);
+    std::barrier done(n);
+    std::atomic<bool> stop{false};
+    std::vector<inf_status> statuses(static_cast<std::size_t>(n), INF_STATUS_OK);
+    std::vector<std::string> errors(static_cast<std::size_t>(n));
+    std::vector<float> logits(kVocab);
+    auto step = [&](int r) {
+        const auto i = static_cast<std::size_t>(r);
+        statuses[i] = inf_model_step(models[i]->model, pools[i], &plans[i].plan, r == 0 ? logits.data() : nullptr);
+        if (statuses[i] != INF_STATUS_OK) errors[i] = inf_last_error();
+    };
+    std::vector<std::thread> workers;
+    for (int r = 1; r < n; ++r) {
+        workers.emplace_back([&, r] {
+            for (;;) {
+                start.arrive_and_wait();
+                if (stop.load()) return;
+                step(r);
+                done.arrive_and_wait();
+            }
+        });
+    }
+    std::int64_t step_id = 0;
+    auto run_step = [&] {
+        ++step_id;
+        for (auto& p : plans) p.ex.step_id = step_id;
+        start.arrive_and_wait();
+        step(0);
+        done.arrive_and_wait();
+        for (int r = 0; r < n; ++r) {
+            if (statuses[static_cast<std::size_t>(r)] != INF_STATUS_OK) {
+                state.SkipWithError(("rank " + std::to_string(r) + ": " + errors[static_cast<std::size_t>(r)]).c_str());
+                return false;
+            }
+        }
+        return true;
+    };
+    auto sent_bytes = [&] {
+        std::uint64_t total = 0;
+        for (auto* comm : comms) {
+            inf_comm_info info{};
+            info.size = sizeof info;
+            if (comm != nullptr && inf_comm_get_info(comm, &info) == INF_STATUS_OK) total += info.bytes_sent;
+        }
+        return total;
+    };
+    bool good = run_step();  // warm-up: workspaces grow once
+    const std::uint64_t sent_before = sent_bytes();
+    std::int64_t steps = 0;
+    const auto begin = std::chrono::steady_clock::now();
+    for (auto _ : state) {
+        if (!good || !run_step()) break;
+        ++steps;
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    const std::uint64_t sent = sent_bytes() - sent_before;
+    stop.store(true);
+    start.arrive_and_wait();
+    for (auto& w : workers) w.join();
+    release();
+    const double per_layer = steps > 0 ? 1.0 / (static_cast<double>(steps) * kLayers) : 0.0;
+    state.counters["ms/step"] = steps > 0 ? seconds * 1e3 / static_cast<double>(steps) : 0.0;
+    state.counters["exchange_B/layer"] = static_cast<double>(sent) * per_layer;
+    // The profile lines come when the models are destroyed (steps include the warm-up).
+    std::vector<std::string> lines;
+    inf_set_log_callback(capture_log, &lines);
+    models.clear();
+    inf_set_log_callback(nullptr, nullptr);
+    const double exchange = profile_value(lines, "exchange");
+    if (n > 1 && exchange >= 0.0) {
+        // lines[0] is instance 0's (models are destroyed in order).
+        state.counters["exchange_ms/layer"] = profile_value({lines.front()}, "exchange") / kLayers;
+        state.counters["serve_ms/layer"] = lines.size() > 1 ? profile_value({lines[1]}, "serve") / kLayers : 0.0;
+    }
+}
+
 struct Registrar {
     Registrar() {
+        // The scale run: 1M-token rows only on request (INFINITE_BENCH_LONG=1), they fill ~2 GiB of KV.
+        const char* long_rows = std::getenv("INFINITE_BENCH_LONG");
+        std::vector<int> contexts{131072};
+        if (long_rows != nullptr && long_rows[0] == '1') contexts.push_back(1048576);
+        for (const int context : contexts) {
+            for (const int n : {1, 2, 4}) {
+                const std::string name = "model/decode/distributed/instances:" + std::to_string(n) + "/ctx:" + std::to_string(context);
+                benchmark::RegisterBenchmark(name.c_str(), [n, context](benchmark::State& s) { bench_distributed(s, n, context); })
+                    ->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(context > 131072 ? 8 : 30);
+            }
+        }
 
         for (const int context : {64, 4096, 32768, 131072}) {
             benchmark::RegisterBenchmark(("model/decode/dense/ctx:" + std::to_string(context)).c_str(),

@@ -309,7 +309,8 @@ internal unsafe partial struct inf_step_exchange
     public inf_comm* comm;
     /// <summary>
     /// The same on every instance for one step, increasing from step to step: messages carry it, so a message
-    /// left over from a failed step is recognised and dropped.
+    /// left over from a failed step is recognised and dropped (a failed step is re-run under a new, greater id;
+    /// a peer's message of a greater id than this step's is INF_STATUS_PEER_FAILED).
     /// </summary>
     public long step_id;
     /// <summary>
@@ -322,7 +323,7 @@ internal unsafe partial struct inf_step_exchange
     public int* remote_ranks;
     /// <summary>
     /// [remote_parts] nonzero: the sequence's K and V rows of this step travel with its query rows, because the
-    /// peer stores some of them.
+    /// peer stores some of them. Null: no part sends K and V.
     /// </summary>
     public int* remote_sends_kv;
     /// <summary>
@@ -341,7 +342,10 @@ internal unsafe partial struct inf_step_exchange
     public int* served_page_starts;
     public int* served_page_ids;
     public int* served_page_positions;
-    /// <summary>[served_parts] nonzero where the home sends K and V rows (must match its remote_sends_kv).</summary>
+    /// <summary>
+    /// [served_parts] nonzero where the home sends K and V rows (must match its remote_sends_kv); null: none does.
+    /// Every key position of a sequence lives on exactly one instance (its home's table or one served part).
+    /// </summary>
     public int* served_receives_kv;
     /// <summary>
     /// [served rows] (null when no part receives K and V): the page that stores each row's K and V here

@@ -292,7 +292,8 @@ typedef struct inf_step_exchange {
     int32_t reserved;
     inf_comm* comm;
     /* The same on every instance for one step, increasing from step to step: messages carry it, so a message
-     * left over from a failed step is recognised and dropped. */
+     * left over from a failed step is recognised and dropped (a failed step is re-run under a new, greater id;
+     * a peer's message of a greater id than this step's is INF_STATUS_PEER_FAILED). */
     int64_t step_id;
     /* Home side: parts of this plan's sequences whose pages live on peers, grouped by peer rank (ascending),
      * within one rank in ascending sequence order. */
@@ -301,7 +302,7 @@ typedef struct inf_step_exchange {
     const int32_t* remote_sequences;
     const int32_t* remote_ranks;
     /* [remote_parts] nonzero: the sequence's K and V rows of this step travel with its query rows, because the
-     * peer stores some of them. */
+     * peer stores some of them. Null: no part sends K and V. */
     const int32_t* remote_sends_kv;
     /* Serving side: parts of peers' sequences whose pages live here, grouped by the home's rank (ascending),
      * within one rank in the order of that rank's remote parts. Part i has query rows
@@ -317,7 +318,8 @@ typedef struct inf_step_exchange {
     const int32_t* served_page_starts;
     const int32_t* served_page_ids;
     const int32_t* served_page_positions;
-    /* [served_parts] nonzero where the home sends K and V rows (must match its remote_sends_kv). */
+    /* [served_parts] nonzero where the home sends K and V rows (must match its remote_sends_kv); null: none does.
+     * Every key position of a sequence lives on exactly one instance (its home's table or one served part). */
     const int32_t* served_receives_kv;
     /* [served rows] (null when no part receives K and V): the page that stores each row's K and V here
      * (slot = position % page_size), or -1 when the row is stored elsewhere. */

@@ -3,6 +3,7 @@
 // before it touches the pool.
 #include "api/batch_checks.h"
 #include "api/checks.h"
+#include "comm/comm_handle.h"
 #include "model/blas.h"
 #include "model/llama_model.h"
 #include "model/model_config.h"
@@ -67,7 +68,13 @@ INF_API inf_status inf_model_step(inf_model* model, inf_page_pool* pool, const i
                  object->device().label());
         }
         const inf_step_plan p = api::read_versioned(plan, "plan", "inf_step_plan");
-        const StepShape shape = check_step(object->config(), *kv, p, logits);
+        // A distributed step: its communicator stays alive (shared ownership) for the whole step.
+        std::shared_ptr<Communicator> comm;
+        if (p.exchange != nullptr) {
+            const inf_step_exchange ex = api::read_versioned(p.exchange, "plan->exchange", "inf_step_exchange");
+            comm = find_communicator(ex.comm, "plan->exchange->comm");
+        }
+        const StepShape shape = check_step(object->config(), *kv, p, logits, comm.get());
         object->step(*kv, p, shape, logits);
     });
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <optional>
 
 #include "core/status.h"
 #include "model/blas.h"
@@ -11,6 +12,7 @@
 #include "model/model_config.h"
 #include "model/rope.h"
 #include "model/sparse_lists.h"
+#include "model/step_exchange.h"
 
 namespace inf {
 
@@ -34,6 +36,44 @@ void scatter_rows(const float* src, const std::vector<std::int32_t>& rows, std::
     for (std::size_t r = 0; r < rows.size(); ++r) {
         std::memcpy(dst + std::int64_t{rows[r]} * width, src + static_cast<std::int64_t>(r) * width,
                     static_cast<std::size_t>(width) * sizeof(float));
+    }
+}
+
+// Page and slot of every token from its sequence's table, whose entry j starts at page_positions[j] (given,
+// or the default filled in here); a token that no entry covers (stored by a peer: checked) gets page -1.
+// Appends the (first token, count) runs of tokens stored here to runs.
+void locate_tokens(const inf_step_plan& plan, std::int32_t page_size, std::int32_t* pages, std::int32_t* slots,
+                   std::int32_t* default_positions, std::vector<std::int32_t>& runs) {
+    runs.clear();
+    for (std::int32_t s = 0; s < plan.sequences; ++s) {
+        const std::int32_t begin = plan.page_starts[s];
+        const std::int32_t end = plan.page_starts[s + 1];
+        const std::int32_t* positions = plan.page_positions != nullptr ? plan.page_positions + begin : nullptr;
+        if (positions == nullptr) {
+            for (std::int32_t j = begin; j < end; ++j) {
+                default_positions[j] = (j - begin) * page_size;
+            }
+            positions = default_positions + begin;
+        }
+        std::int32_t j = 0;
+        for (std::int32_t t = plan.q_starts[s]; t < plan.q_starts[s + 1]; ++t) {
+            const std::int64_t p = plan.positions[t];
+            while (begin + j < end && std::int64_t{positions[j]} + page_size <= p) {
+                ++j;
+            }
+            const bool local = begin + j < end && positions[j] <= p;
+            pages[t] = local ? plan.page_ids[begin + j] : -1;
+            slots[t] = static_cast<std::int32_t>(p % page_size);
+            if (!local) {
+                continue;
+            }
+            if (!runs.empty() && runs[runs.size() - 2] + runs.back() == t) {
+                ++runs.back();
+            } else {
+                runs.push_back(t);
+                runs.push_back(1);
+            }
+        }
     }
 }
 
@@ -219,7 +259,7 @@ void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool
         params.kv_lengths = plan.kv_lengths;
         params.page_starts = plan.page_starts;
         params.page_ids = plan.page_ids;
-        params.page_positions = ws.page_positions.data();
+        params.page_positions = plan.page_positions != nullptr ? plan.page_positions : ws.page_positions.data();
     } else {
         const auto rows = static_cast<std::int64_t>(group.rows.size());
         gather_rows(ws.q.data(), group.rows, qw, grow(group.q, rows * qw));
@@ -299,7 +339,9 @@ void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool
 }
 
 void LlamaModel::step(PagePool& pool, const inf_step_plan& plan, const StepShape& shape, float* logits) const {
-    if (plan.tokens == 0) {
+    // An instance with no tokens of its own still runs the layers when it serves peers' parts.
+    const bool serves = shape.exchange && shape.ex.served_parts > 0;
+    if (plan.tokens == 0 && !serves) {
         return;
     }
     StepProfile::Timer timer(profile_);
@@ -308,6 +350,7 @@ void LlamaModel::step(PagePool& pool, const inf_step_plan& plan, const StepShape
     StepWorkspace& ws = *lease.workspace;
     const inf_model_config& c = config_;
     const std::int64_t tokens = plan.tokens;
+    const bool own = tokens > 0;
     const std::int64_t dim = c.dim;
     const std::int64_t qw = q_width(c);
     const std::int64_t kw = kv_width(c);
@@ -320,7 +363,7 @@ void LlamaModel::step(PagePool& pool, const inf_step_plan& plan, const StepShape
     float* k = grow(ws.k, tokens * kw);
     float* v = grow(ws.v, tokens * kw);
     float* attn = grow(ws.attn, tokens * qw);
-    grow(ws.lse, tokens * c.q_heads);
+    float* lse = grow(ws.lse, tokens * c.q_heads);
     float* gate = grow(ws.gate, tokens * ffn);
     float* up = grow(ws.up, tokens * ffn);
     float* cos_table = grow(ws.rope_cos, tokens * c.head_dim / 2);
@@ -329,48 +372,83 @@ void LlamaModel::step(PagePool& pool, const inf_step_plan& plan, const StepShape
     std::int32_t* slots = grow(ws.slots, tokens);
     std::int32_t* page_positions = grow(ws.page_positions, plan.page_starts[plan.sequences]);
 
-    for (std::int32_t s = 0; s < plan.sequences; ++s) {
-        for (std::int32_t t = plan.q_starts[s]; t < plan.q_starts[s + 1]; ++t) {
-            pages[t] = plan.page_ids[plan.page_starts[s] + plan.positions[t] / page_size];
-            slots[t] = plan.positions[t] % page_size;
-        }
-        for (std::int32_t j = plan.page_starts[s]; j < plan.page_starts[s + 1]; ++j) {
-            page_positions[j] = (j - plan.page_starts[s]) * page_size;
+    // One instance with default positions (the common case) keeps its plain path: every token is local.
+    const bool located = plan.page_positions != nullptr || shape.exchange;
+    if (located) {
+        locate_tokens(plan, page_size, pages, slots, page_positions, ws.append_runs);
+    } else {
+        for (std::int32_t s = 0; s < plan.sequences; ++s) {
+            for (std::int32_t t = plan.q_starts[s]; t < plan.q_starts[s + 1]; ++t) {
+                pages[t] = plan.page_ids[plan.page_starts[s] + plan.positions[t] / page_size];
+                slots[t] = plan.positions[t] % page_size;
+            }
+            for (std::int32_t j = plan.page_starts[s]; j < plan.page_starts[s + 1]; ++j) {
+                page_positions[j] = (j - plan.page_starts[s]) * page_size;
+            }
         }
     }
     const float* embedding = weights_.token_embedding();
     for (std::int64_t t = 0; t < tokens; ++t) {
         std::memcpy(x + t * dim, embedding + std::int64_t{plan.token_ids[t]} * dim, static_cast<std::size_t>(dim) * sizeof(float));
     }
-    rope_tables(inv_freq_, plan.positions, plan.tokens, cos_table, sin_table);
+    if (own) {
+        rope_tables(inv_freq_, plan.positions, plan.tokens, cos_table, sin_table);
+    }
     prepare_groups(ws, pool, plan, shape);
     if (shape.sparse) {
         prepare_selection(ws, page_size, plan, shape);
+    }
+    std::optional<StepExchange> exchange;
+    if (shape.exchange) {
+        exchange.emplace(c, *device_, pool, plan, shape, ws.exchange, ws.attention_scratch, profile_);
     }
     const auto style = static_cast<inf_rope_style>(raw_enum(c.rope_style));
     timer.lap(StepPhase::embed);
 
     for (std::int32_t l = 0; l < c.layers; ++l) {
         const LayerWeights& w = weights_.layer(l);
-        cpu::rms_norm(x, w.attn_norm, c.norm_eps, tokens, dim, xn);
-        timer.lap(StepPhase::norm);
-        linear(xn, tokens, dim, w.wq, qw, q);
-        linear(xn, tokens, dim, w.wk, kw, k);
-        linear(xn, tokens, dim, w.wv, kw, v);
-        timer.lap(StepPhase::qkv);
-        rope_apply(q, plan.tokens, c.q_heads, c.head_dim, style, cos_table, sin_table);
-        rope_apply(k, plan.tokens, c.kv_heads, c.head_dim, style, cos_table, sin_table);
-        timer.lap(StepPhase::rope);
-        pool.append(l, plan.tokens, pages, slots, k, v);
-        timer.lap(StepPhase::append);
-        if (shape.sparse) {
-            select_pages(ws, pool, l, shape);
-            timer.lap(StepPhase::select);
+        if (own) {
+            cpu::rms_norm(x, w.attn_norm, c.norm_eps, tokens, dim, xn);
+            timer.lap(StepPhase::norm);
+            linear(xn, tokens, dim, w.wq, qw, q);
+            linear(xn, tokens, dim, w.wk, kw, k);
+            linear(xn, tokens, dim, w.wv, kw, v);
+            timer.lap(StepPhase::qkv);
+            rope_apply(q, plan.tokens, c.q_heads, c.head_dim, style, cos_table, sin_table);
+            rope_apply(k, plan.tokens, c.kv_heads, c.head_dim, style, cos_table, sin_table);
+            timer.lap(StepPhase::rope);
+            if (!located) {
+                pool.append(l, plan.tokens, pages, slots, k, v);
+            } else {
+                for (std::size_t r = 0; r < ws.append_runs.size(); r += 2) {
+                    const std::int32_t first = ws.append_runs[r];
+                    pool.append(l, ws.append_runs[r + 1], pages + first, slots + first, k + first * kw, v + first * kw);
+                }
+            }
+            timer.lap(StepPhase::append);
         }
-        for (AttentionGroup& group : ws.groups) {
-            attend(ws, group, pool, l, plan, shape);
+        if (exchange) {
+            exchange->send_queries(l, q, k, v);
+            timer.lap(StepPhase::exchange);
         }
-        timer.lap(StepPhase::attention);
+        if (own) {
+            if (shape.sparse) {
+                select_pages(ws, pool, l, shape);
+                timer.lap(StepPhase::select);
+            }
+            for (AttentionGroup& group : ws.groups) {
+                attend(ws, group, pool, l, plan, shape);
+            }
+            timer.lap(StepPhase::attention);
+        }
+        if (exchange) {
+            exchange->serve(l, timer);
+            exchange->merge_replies(l, attn, lse);
+            timer.lap(StepPhase::exchange);
+        }
+        if (!own) {
+            continue;
+        }
         linear(attn, tokens, qw, w.wo, dim, x, 1.0F);  // beta 1: the residual add
         timer.lap(StepPhase::output);
         cpu::rms_norm(x, w.ffn_norm, c.norm_eps, tokens, dim, xn);

@@ -5,7 +5,9 @@
 // backend (two for a sparse step that mixes decode rows and prefill chunks, which use different Λ
 // windows), output projection + residual, RMSNorm, SwiGLU MLP + residual; the final norm and LM head run
 // only for the logit rows. GEMMs use OpenBLAS's own threads; elementwise kernels and attention use the
-// library's thread pool; the two never nest.
+// library's thread pool; the two never nest. A distributed step (plan.exchange) wraps each layer's local
+// attention in the exchange of model/step_exchange.h: queries out before it, served parts and the merge of
+// the peers' partial results after it.
 #pragma once
 
 #include <cstdint>

@@ -1,10 +1,12 @@
 #include "model/step_checks.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "api/batch_checks.h"
 #include "api/checks.h"
 #include "core/status.h"
+#include "model/exchange_checks.h"
 
 namespace inf {
 
@@ -12,6 +14,23 @@ namespace {
 
 constexpr const char* kPlan = "plan->";
 constexpr const char* kSparse = "plan->sparse->";
+
+// First key position of entry j of sequence s (plan.page_positions or the default).
+std::int64_t entry_position(const inf_step_plan& plan, std::int32_t s, std::int32_t j, std::int32_t page_size) noexcept {
+    return plan.page_positions != nullptr ? plan.page_positions[j] : std::int64_t{j - plan.page_starts[s]} * page_size;
+}
+
+// Whether plan.page_positions (non-null, checked) are the default ones.
+bool default_positions(const inf_step_plan& plan, std::int32_t page_size) noexcept {
+    for (std::int32_t s = 0; s < plan.sequences; ++s) {
+        for (std::int32_t j = plan.page_starts[s]; j < plan.page_starts[s + 1]; ++j) {
+            if (plan.page_positions[j] != std::int64_t{j - plan.page_starts[s]} * page_size) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
 
 void check_pool(const inf_model_config& model, const PagePool& pool) {
     const inf_page_pool_config& p = pool.config();
@@ -39,7 +58,9 @@ void check_tokens(const inf_model_config& model, const inf_step_plan& plan) {
                  ") is out of range: the vocabulary has ", model.vocab_size, " tokens");
         }
     }
-    api::require_array(plan.kv_lengths, kPlan, "kv_lengths");
+    if (plan.sequences > 0) {  // an instance that only serves peers' parts may pass none
+        api::require_array(plan.kv_lengths, kPlan, "kv_lengths");
+    }
     for (std::int32_t s = 0; s < plan.sequences; ++s) {
         const std::int32_t first = plan.q_starts[s];
         const std::int32_t last = plan.q_starts[s + 1] - 1;
@@ -64,13 +85,66 @@ void check_tokens(const inf_model_config& model, const inf_step_plan& plan) {
     }
 }
 
-void check_pages(const PagePool& pool, const inf_step_plan& plan) {
+// page_positions (optional): per sequence, ascending multiples of the page size whose page of keys fits int32.
+void check_page_positions(const PagePool& pool, const inf_step_plan& plan) {
+    const std::int32_t page_size = pool.config().page_size;
+    const std::int32_t last = std::numeric_limits<std::int32_t>::max() - page_size + 1;
+    for (std::int32_t s = 0; s < plan.sequences; ++s) {
+        for (std::int32_t j = plan.page_starts[s]; j < plan.page_starts[s + 1]; ++j) {
+            const std::int32_t p = plan.page_positions[j];
+            if (p < 0 || p % page_size != 0 || p > last) {
+                fail(INF_STATUS_INVALID_ARGUMENT, "plan->page_positions[", j, "] (", p, ") must be a multiple of the page size (",
+                     page_size, ") from 0 to ", last);
+            }
+            if (j > plan.page_starts[s] && p <= plan.page_positions[j - 1]) {
+                fail(INF_STATUS_INVALID_ARGUMENT, "plan->page_positions[", j, "] (", p, ") must be greater than plan->page_positions[",
+                     j - 1, "] (", plan.page_positions[j - 1], "): the entries of sequence ", s, " must be ascending");
+            }
+        }
+    }
+}
+
+// Every token the step appends needs the entry that covers its position, or (distributed step) a remote part
+// of its sequence that sends K and V to the peer that stores it. Positions and entries are both ascending.
+void check_token_pages(const PagePool& pool, const inf_step_plan& plan, const StepShape& shape) {
+    const std::int32_t page_size = pool.config().page_size;
+    for (std::int32_t s = 0; s < plan.sequences; ++s) {
+        std::int32_t j = plan.page_starts[s];
+        const std::int32_t end = plan.page_starts[s + 1];
+        for (std::int32_t t = plan.q_starts[s]; t < plan.q_starts[s + 1]; ++t) {
+            const std::int64_t p = plan.positions[t];
+            while (j < end && entry_position(plan, s, j, page_size) + page_size <= p) {
+                ++j;
+            }
+            if (j < end && entry_position(plan, s, j, page_size) <= p) {
+                continue;
+            }
+            if (shape.exchange && remote_sends_kv(shape.ex, s)) {
+                continue;
+            }
+            if (shape.exchange) {
+                fail(INF_STATUS_INVALID_ARGUMENT, "plan: no entry of the page table of sequence ", s, " covers position ", p,
+                     " (token ", t, ") and no remote part of sequence ", s,
+                     " sends K and V (plan->exchange->remote_sends_kv) to the peer that stores it");
+            }
+            fail(INF_STATUS_INVALID_ARGUMENT, "plan: no entry of the page table of sequence ", s, " covers position ", p,
+                 " (token ", t, "): the table must hold the page of every token the step appends");
+        }
+    }
+}
+
+void check_pages(const PagePool& pool, const inf_step_plan& plan, const StepShape& shape) {
     const std::int32_t page_size = pool.config().page_size;
     api::require_array(plan.page_starts, kPlan, "page_starts");
     api::check_prefix(plan.page_starts, plan.sequences, kPlan, "page_starts");
     for (std::int32_t s = 0; s < plan.sequences; ++s) {
         const std::int64_t count = std::int64_t{plan.page_starts[s + 1]} - plan.page_starts[s];
-        if (count * page_size < plan.kv_lengths[s]) {
+        if (plan.page_positions == nullptr && count * page_size > std::numeric_limits<std::int32_t>::max()) {
+            fail(INF_STATUS_OUT_OF_RANGE, "plan->page_starts: sequence ", s, " has ", count, " pages of ", page_size,
+                 " keys: positions beyond int32");
+        }
+        // One instance, default positions: the table covers the whole sequence (as it always did).
+        if (plan.page_positions == nullptr && !shape.exchange && count * page_size < plan.kv_lengths[s]) {
             fail(INF_STATUS_OUT_OF_RANGE, "plan->page_starts: sequence ", s, " has ", count, count == 1 ? " page" : " pages",
                  " (", count * page_size, " keys) but plan->kv_lengths[", s, "] is ", plan.kv_lengths[s]);
         }
@@ -84,6 +158,12 @@ void check_pages(const PagePool& pool, const inf_step_plan& plan) {
             fail(INF_STATUS_OUT_OF_RANGE, "plan->page_ids[", j, "] (", plan.page_ids[j], ") is out of range: the pool has ",
                  pool.config().pages, " pages");
         }
+    }
+    if (plan.page_positions != nullptr) {
+        check_page_positions(pool, plan);
+    }
+    if (plan.page_positions != nullptr || shape.exchange) {
+        check_token_pages(pool, plan, shape);
     }
 }
 
@@ -226,7 +306,8 @@ std::int64_t selection_slot_ints(std::int32_t layers, std::int32_t lists_per_seq
     return std::int64_t{layers} * lists_per_sequence * (1 + std::int64_t{budget_pages});
 }
 
-StepShape check_step(const inf_model_config& model, const PagePool& pool, const inf_step_plan& plan, const float* logits) {
+StepShape check_step(const inf_model_config& model, const PagePool& pool, const inf_step_plan& plan, const float* logits,
+                     Communicator* comm) {
     check_pool(model, pool);
     if (plan.sequences < 0) {
         fail(INF_STATUS_INVALID_ARGUMENT, "plan->sequences (", plan.sequences, ") must be >= 0");
@@ -235,10 +316,27 @@ StepShape check_step(const inf_model_config& model, const PagePool& pool, const 
         fail(INF_STATUS_INVALID_ARGUMENT, "plan->tokens (", plan.tokens, ") must be >= 0");
     }
     check_tokens(model, plan);
-    check_pages(pool, plan);
-    check_logits(plan, logits);
     StepShape shape;
+    if (plan.exchange != nullptr) {
+        shape.exchange = true;
+        shape.ex = api::read_versioned(plan.exchange, "plan->exchange", "inf_step_exchange");
+        if (comm == nullptr) {
+            fail(INF_STATUS_NULL_POINTER, "plan->exchange->comm is null");
+        }
+        shape.comm = comm;
+        check_exchange(pool, plan, shape);
+    }
+    check_pages(pool, plan, shape);
+    check_logits(plan, logits);
     if (plan.sparse != nullptr) {
+        if (shape.exchange) {
+            fail(INF_STATUS_UNSUPPORTED, "plan->sparse with plan->exchange: sparse attention is not yet combined with a "
+                 "distributed step (run the sequences with remote parts dense)");
+        }
+        if (plan.page_positions != nullptr && !default_positions(plan, pool.config().page_size)) {
+            fail(INF_STATUS_UNSUPPORTED, "plan->sparse with plan->page_positions other than the default (entry j at j * "
+                 "page_size): sparse lists assume a sequence's entries start at position 0 and follow each other");
+        }
         check_sparse(model, pool, plan, shape);
     }
     return shape;

@@ -1,6 +1,7 @@
 // Validation of one inf_model_step call: the plan's arrays against the model and the pool, and the
-// sparse fields (Λ windows, budget, reusable selection slots). Everything the step will index is
-// checked here, before any work, so a failed call leaves the pool untouched.
+// sparse fields (Λ windows, budget, reusable selection slots), page_positions and the exchange of a
+// distributed step (exchange_checks.h). Everything the step will index is checked here, before any work, so
+// a failed call leaves the pool untouched.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,8 @@
 
 namespace inf {
 
+class Communicator;
+
 // What the checks learned and the step needs.
 struct StepShape {
     bool sparse = false;
@@ -17,6 +20,14 @@ struct StepShape {
     std::int32_t budget_pages = 0;        // max(1, budget_tokens / page_size) when budget_tokens > 0
     std::int32_t lists_per_sequence = 0;  // kv_heads, or q_heads with per_query_head
     std::int64_t slot_ints = 0;           // ints one selection slot needs (see selection_slot_ints)
+    // A distributed step (plan.exchange non-null): the exchange as read, its communicator, and the served
+    // parts' shape (rows, longest part, most page entries of one part).
+    bool exchange = false;
+    inf_step_exchange ex{};
+    Communicator* comm = nullptr;
+    std::int32_t served_rows = 0;
+    std::int32_t served_max_q = 0;
+    std::int32_t served_widest = 0;
 };
 
 // A decode row: a sequence that feeds exactly one token this step.
@@ -31,8 +42,9 @@ bool needs_selection(const inf_step_plan& plan, const StepShape& shape, std::int
 // layers * lists_per_sequence * (1 + budget_pages).
 std::int64_t selection_slot_ints(std::int32_t layers, std::int32_t lists_per_sequence, std::int32_t budget_pages) noexcept;
 
-// Throws inf::Error naming the first bad field as "plan-><field>" (or "plan->sparse-><field>").
+// Throws inf::Error naming the first bad field as "plan-><field>" (or "plan->sparse-><field>",
+// "plan->exchange-><field>"). comm: the communicator of plan.exchange->comm (null when plan.exchange is).
 StepShape check_step(const inf_model_config& model, const PagePool& pool, const inf_step_plan& plan,
-                     const float* logits);
+                     const float* logits, Communicator* comm = nullptr);
 
 }  // namespace inf

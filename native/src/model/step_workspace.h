@@ -30,9 +30,23 @@ struct AttentionGroup {
     std::int32_t widest = 0;  // most entries of one sequence
 };
 
+// Buffers of a distributed step's exchange (model/step_exchange.h).
+struct ExchangeWorkspace {
+    std::vector<std::int32_t> remote_groups;  // (rank, first part, end part) per peer the home sends to
+    std::vector<std::int32_t> served_groups;  // (rank, first part, end part) per home this instance serves
+    std::vector<std::int32_t> served_slots;   // [served rows]: position % page_size
+    std::vector<float> outbox;                // the message being packed
+    std::vector<float> inbox;                 // the message last received
+    std::vector<float> serve_q, serve_o, serve_lse;
+};
+
 struct StepWorkspace {
     std::vector<float> x, xn, q, k, v, attn, lse, gate, up, rope_cos, rope_sin, head_rows;
     std::vector<std::int32_t> pages, slots, page_positions;
+    // (first token, count) of each run of tokens stored in this pool (a distributed step or page_positions:
+    // tokens stored by a peer have page -1 and are skipped).
+    std::vector<std::int32_t> append_runs;
+    ExchangeWorkspace exchange;
     AttentionGroup groups[2];
     std::vector<std::int32_t> head_starts, head_indices;
     // Fresh page selection of this step: the sequences, their compacted tables, the kernel's output.
