@@ -47,6 +47,8 @@ TEST(Library, StatusNames) {
         {INF_STATUS_DEVICE_ERROR, "INF_STATUS_DEVICE_ERROR"},
         {INF_STATUS_UNSUPPORTED, "INF_STATUS_UNSUPPORTED"},
         {INF_STATUS_INTERNAL, "INF_STATUS_INTERNAL"},
+        {INF_STATUS_TIMEOUT, "INF_STATUS_TIMEOUT"},
+        {INF_STATUS_PEER_FAILED, "INF_STATUS_PEER_FAILED"},
     };
     for (const auto& [status, name] : names) {
         EXPECT_STREQ(inf_status_name(status), name);
@@ -54,7 +56,7 @@ TEST(Library, StatusNames) {
 }
 
 TEST(Library, UnknownStatusName) {
-    for (const int32_t value : {11, 12, -1, 1000, INT32_MIN, INT32_MAX}) {
+    for (const int32_t value : {13, 14, -1, 1000, INT32_MIN, INT32_MAX}) {
         EXPECT_STREQ(c_status_name(value), "INF_STATUS_UNKNOWN") << value;
     }
 }
@@ -62,7 +64,8 @@ TEST(Library, UnknownStatusName) {
 TEST(Library, StructLayoutIsTheSameInC) {
     EXPECT_EQ(c_sizeof_device_info(), sizeof(inf_device_info));
     EXPECT_EQ(c_sizeof_live_objects(), sizeof(inf_live_objects));
-    EXPECT_EQ(sizeof(inf_live_objects), 48U);                // version 3: models appended
+    EXPECT_EQ(sizeof(inf_live_objects), 64U);                // version 4: comms and comm_groups appended
+    EXPECT_EQ(offsetof(inf_live_objects, comms), 48U);       // version 3 was 48 bytes
     EXPECT_EQ(offsetof(inf_live_objects, models), 40U);      // version 2 was 40 bytes
     EXPECT_EQ(offsetof(inf_live_objects, page_pools), 32U);  // version 1 was 32 bytes
 }

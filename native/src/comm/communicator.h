@@ -56,6 +56,13 @@ public:
 
     inf_comm_info info() const noexcept;
 
+    // The checks of send / recv / probe on their own (INVALID_ARGUMENT naming "peer" / "tag"), for callers
+    // that must refuse a bad address before preparing a message (page migration).
+    void check_address(std::int32_t peer, std::int32_t tag) const {
+        check_peer(peer);
+        check_tag(tag);
+    }
+
 protected:
     Communicator(std::int32_t rank, std::int32_t size) : rank_(rank), size_(size) {}
     // Shared argument checks for subclasses: INVALID_ARGUMENT naming "peer" / "tag".

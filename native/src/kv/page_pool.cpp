@@ -735,4 +735,181 @@ void PagePool::release_scratch(std::unique_ptr<PoolScratch> scratch) const noexc
     }
 }
 
+// ---- page messages (migration between instances) --------------------------------------------------
+
+namespace {
+
+// The head of a page message. Plain int32 fields in the sender's byte order: both ends run this library on
+// machines of one architecture (MPI and NCCL groups are homogeneous).
+struct PageMessageHeader {
+    std::uint32_t magic;
+    std::uint32_t version;
+    std::int32_t dtype;
+    std::int32_t layers;
+    std::int32_t kv_heads;
+    std::int32_t head_dim;
+    std::int32_t page_size;
+    std::int32_t logical_page_size;
+    std::int32_t summary_bits;  // 0 when the pool has no summaries
+    std::int32_t count;
+};
+
+constexpr std::uint32_t kPageMessageMagic = 0x50464E49u;  // "INFP"
+constexpr std::uint32_t kPageMessageVersion = 1;
+
+}  // namespace
+
+std::uint64_t PagePool::scale_page_bytes() const noexcept {
+    return k_scale_ != nullptr ? page_elements_ / static_cast<std::uint64_t>(config_.head_dim) * sizeof(float) : 0;
+}
+
+void PagePool::pool_to_host(void* host, const void* pool_memory, std::uint64_t bytes) const {
+    if (device_->backend().host_accessible()) {
+        std::memcpy(host, pool_memory, static_cast<std::size_t>(bytes));
+    } else {
+        device_->backend().copy_to_host(device_->ordinal(), host, pool_memory, bytes);
+    }
+}
+
+void PagePool::host_to_pool(void* pool_memory, const void* host, std::uint64_t bytes) const {
+    if (device_->backend().host_accessible()) {
+        std::memcpy(pool_memory, host, static_cast<std::size_t>(bytes));
+    } else {
+        device_->backend().copy_from_host(device_->ordinal(), pool_memory, host, bytes);
+    }
+}
+
+void PagePool::pack_pages(const std::int32_t* pages, std::int32_t count, std::vector<std::byte>& out) const {
+    if (count < 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "count (", count, ") must be >= 0");
+    }
+    if (count > 0 && pages == nullptr) {
+        fail(INF_STATUS_NULL_POINTER, "pages is null");
+    }
+    for (std::int32_t i = 0; i < count; ++i) {
+        check_page(pages[i], cat("pages[", i, "]").c_str());
+    }
+    const std::uint64_t per_page = 2 * kv_page_bytes() + 2 * scale_page_bytes() + summary_page_bytes_;
+    const std::uint64_t payload =
+        checked_mul(checked_mul(per_page, static_cast<std::uint64_t>(config_.layers), "page message bytes"),
+                    static_cast<std::uint64_t>(count), "page message bytes");
+    out.resize(static_cast<std::size_t>(sizeof(PageMessageHeader) + payload));
+
+    PageMessageHeader header{};
+    header.magic = kPageMessageMagic;
+    header.version = kPageMessageVersion;
+    header.dtype = raw_enum(config_.dtype);
+    header.layers = config_.layers;
+    header.kv_heads = config_.kv_heads;
+    header.head_dim = config_.head_dim;
+    header.page_size = config_.page_size;
+    header.logical_page_size = config_.logical_page_size;
+    header.summary_bits = config_.logical_page_size != 0 ? summary_bits_ : 0;
+    header.count = count;
+    std::memcpy(out.data(), &header, sizeof header);
+
+    // Per layer: K of every page, V of every page, then K scales, V scales, summaries (the pool's own order).
+    std::byte* at = out.data() + sizeof header;
+    const auto take = [&](const void* source, std::uint64_t bytes) {
+        if (bytes != 0) {
+            pool_to_host(at, source, bytes);
+            at += bytes;
+        }
+    };
+    for (std::int32_t l = 0; l < config_.layers; ++l) {
+        for (std::int32_t i = 0; i < count; ++i) take(k_page(l, pages[i]), kv_page_bytes());
+        for (std::int32_t i = 0; i < count; ++i) take(v_page(l, pages[i]), kv_page_bytes());
+        if (k_scale_ != nullptr) {
+            for (std::int32_t i = 0; i < count; ++i) take(k_scale_page(l, pages[i]), scale_page_bytes());
+            for (std::int32_t i = 0; i < count; ++i) take(v_scale_page(l, pages[i]), scale_page_bytes());
+        }
+        if (summary_page_bytes_ != 0) {
+            for (std::int32_t i = 0; i < count; ++i) take(summary_page(l, pages[i]), summary_page_bytes_);
+        }
+    }
+}
+
+void PagePool::check_unpack_pages(const std::int32_t* pages, std::int32_t count) const {
+    if (count < 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "count (", count, ") must be >= 0");
+    }
+    if (count > 0 && pages == nullptr) {
+        fail(INF_STATUS_NULL_POINTER, "pages is null");
+    }
+    std::vector<std::pair<std::int32_t, std::int32_t>> sorted(static_cast<std::size_t>(count));
+    for (std::int32_t i = 0; i < count; ++i) {
+        check_page(pages[i], cat("pages[", i, "]").c_str());
+        sorted[static_cast<std::size_t>(i)] = {pages[i], i};
+    }
+    // A repeated destination would make the result depend on the store order.
+    std::sort(sorted.begin(), sorted.end());
+    for (std::size_t i = 1; i < sorted.size(); ++i) {
+        if (sorted[i].first == sorted[i - 1].first) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "pages[", sorted[i].second, "] (", sorted[i].first, ") repeats pages[",
+                 sorted[i - 1].second, "]: each destination page may appear once");
+        }
+    }
+}
+
+void PagePool::unpack_pages(const std::byte* message, std::uint64_t bytes, const std::int32_t* pages,
+                            std::int32_t count) {
+    check_unpack_pages(pages, count);
+    PageMessageHeader header{};
+    if (bytes < sizeof header) {
+        fail(INF_STATUS_PEER_FAILED, "the message (", bytes, " bytes) is too short for a page message (",
+             sizeof header, " bytes of header at least)");
+    }
+    std::memcpy(&header, message, sizeof header);
+    if (header.magic != kPageMessageMagic || header.version != kPageMessageVersion) {
+        fail(INF_STATUS_PEER_FAILED, "the message is not a page message of this library version (magic ",
+             Hex{header.magic}, ", version ", header.version, ")");
+    }
+    const auto differ = [](const char* field, auto mine, auto theirs) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "pool differs from the sender's pool in config->", field, " (", mine,
+             " here, ", theirs, " there); pages move only between pools of one shape");
+    };
+    if (header.dtype != raw_enum(config_.dtype)) {
+        differ("dtype", dtype_name(config_.dtype), header.dtype);
+    }
+    if (header.layers != config_.layers) differ("layers", config_.layers, header.layers);
+    if (header.kv_heads != config_.kv_heads) differ("kv_heads", config_.kv_heads, header.kv_heads);
+    if (header.head_dim != config_.head_dim) differ("head_dim", config_.head_dim, header.head_dim);
+    if (header.page_size != config_.page_size) differ("page_size", config_.page_size, header.page_size);
+    if (header.logical_page_size != config_.logical_page_size) {
+        differ("logical_page_size", config_.logical_page_size, header.logical_page_size);
+    }
+    const std::int32_t bits = config_.logical_page_size != 0 ? summary_bits_ : 0;
+    if (header.summary_bits != bits) differ("summary_bits", bits, header.summary_bits);
+    if (header.count != count) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "count (", count, ") differs from the ", header.count,
+             " pages the sender sent");
+    }
+    const std::uint64_t per_page = 2 * kv_page_bytes() + 2 * scale_page_bytes() + summary_page_bytes_;
+    const std::uint64_t expected = sizeof header + per_page * static_cast<std::uint64_t>(config_.layers) *
+                                                       static_cast<std::uint64_t>(count);
+    if (bytes != expected) {
+        fail(INF_STATUS_PEER_FAILED, "the page message is ", bytes, " bytes, but ", count, " pages of this shape are ",
+             expected, " bytes");
+    }
+
+    const std::byte* at = message + sizeof header;
+    const auto put = [&](void* target, std::uint64_t size) {
+        if (size != 0) {
+            host_to_pool(target, at, size);
+            at += size;
+        }
+    };
+    for (std::int32_t l = 0; l < config_.layers; ++l) {
+        for (std::int32_t i = 0; i < count; ++i) put(k_page(l, pages[i]), kv_page_bytes());
+        for (std::int32_t i = 0; i < count; ++i) put(v_page(l, pages[i]), kv_page_bytes());
+        if (k_scale_ != nullptr) {
+            for (std::int32_t i = 0; i < count; ++i) put(k_scale_page(l, pages[i]), scale_page_bytes());
+            for (std::int32_t i = 0; i < count; ++i) put(v_scale_page(l, pages[i]), scale_page_bytes());
+        }
+        if (summary_page_bytes_ != 0) {
+            for (std::int32_t i = 0; i < count; ++i) put(summary_page(l, pages[i]), summary_page_bytes_);
+        }
+    }
+}
+
 }  // namespace inf

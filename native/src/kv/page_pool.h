@@ -16,6 +16,7 @@
 // arguments and throws inf::Error naming them; the exports add the function name.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -109,6 +110,19 @@ public:
     static void copy_pages(PagePool& dst, const std::int32_t* dst_pages, const PagePool& src,
                            const std::int32_t* src_pages, std::int32_t count);
 
+    // Page migration (inf_page_pool_send_pages / recv_pages): count pages, every layer's K, V, int8 scales
+    // and stored summaries, as one message behind a header with the pool's shape (PageMessageHeader), so the
+    // receiver refuses a pool of another shape naming the first field that differs. pages[i] is checked
+    // against this pool (OUT_OF_RANGE naming "pages[i]"); count 0 is a header alone.
+    void pack_pages(const std::int32_t* pages, std::int32_t count, std::vector<std::byte>& out) const;
+    // The destination checks of unpack_pages alone (count, pages, no repeated page), so a caller can refuse
+    // bad arguments before it takes a message.
+    void check_unpack_pages(const std::int32_t* pages, std::int32_t count) const;
+    // Stores a pack_pages message into pages. INVALID_ARGUMENT naming the field ("dtype", "layers", ...,
+    // "count") when the sender's shape differs; PEER_FAILED when the bytes are not such a message.
+    void unpack_pages(const std::byte* message, std::uint64_t bytes, const std::int32_t* pages,
+                      std::int32_t count);
+
     // A scratch set for one call; give it back with release_scratch (ScratchLease does both).
     std::unique_ptr<PoolScratch> acquire_scratch() const;
     void release_scratch(std::unique_ptr<PoolScratch> scratch) const noexcept;
@@ -125,6 +139,12 @@ private:
                      float* out) const noexcept;
     unsigned char* summary_page(std::int32_t layer, std::int32_t page) const noexcept;
     void initialize_summaries();
+    // Bytes of one page's K (or V) and of its int8 scales (0 unless INF_DTYPE_I8): the units of a page message.
+    std::uint64_t kv_page_bytes() const noexcept { return page_elements_ * element_bytes_; }
+    std::uint64_t scale_page_bytes() const noexcept;
+    // Host <-> pool memory for page messages (plain copies on a host backend).
+    void pool_to_host(void* host, const void* pool_memory, std::uint64_t bytes) const;
+    void host_to_pool(void* pool_memory, const void* host, std::uint64_t bytes) const;
     // Widens (or restarts) the compact summaries of the logical pages an append on a host backend wrote,
     // from the keys as stored; the kernel itself keeps only float32 summaries.
     void update_compact_summaries(std::int32_t layer, std::int32_t tokens, const std::int32_t* pages,
