@@ -2,8 +2,9 @@ using System.Runtime.InteropServices;
 
 namespace Infinite.Native;
 
-/// <summary>Counts of live native objects, for leak checks.</summary>
-public readonly record struct LiveObjects(long Devices, long Buffers, ulong BufferBytes, long PagePools, long Models);
+/// <summary>Counts of live native objects, for leak checks (communicators and in-process groups included).</summary>
+public readonly record struct LiveObjects(long Devices, long Buffers, ulong BufferBytes, long PagePools, long Models,
+    long Comms = 0, long CommGroups = 0);
 
 /// <summary>Facts about the loaded native library.</summary>
 public static class InfiniteLibrary
@@ -20,12 +21,13 @@ public static class InfiniteLibrary
     /// <summary>How the library was built: compiler, CUDA plug-in, MPI, CPU kernels.</summary>
     public static unsafe string BuildInfo => Marshal.PtrToStringUTF8((nint)NativeMethods.inf_build_info()) ?? string.Empty;
 
-    /// <summary>Live devices, buffers and buffer bytes across the process.</summary>
+    /// <summary>Live devices, buffers, pools, models and communicators across the process.</summary>
     public static unsafe LiveObjects GetLiveObjects()
     {
         var counts = new inf_live_objects { size = (uint)sizeof(inf_live_objects) };
         NativeStatus.Check(NativeMethods.inf_get_live_objects(&counts));
-        return new LiveObjects(counts.devices, counts.buffers, counts.buffer_bytes, counts.page_pools, counts.models);
+        return new LiveObjects(counts.devices, counts.buffers, counts.buffer_bytes, counts.page_pools, counts.models,
+            counts.comms, counts.comm_groups);
     }
 
     /// <summary>The name of a status code, e.g. INF_STATUS_OUT_OF_RANGE.</summary>

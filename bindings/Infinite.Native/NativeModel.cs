@@ -135,36 +135,95 @@ public sealed class NativeModel : IDisposable
         }
     }
 
+    /// <summary>Runs this instance's share of a distributed step (DistAttention): local pages as in a dense step
+    /// (with <see cref="NativeStepPlan.PagePositions"/>), remote parts and served parts exchanged per layer over
+    /// <see cref="NativeStepExchange.Communicator"/>. Every instance of the group calls this for the same step id at
+    /// the same time. Not combined with sparse attention.</summary>
+    /// <exception cref="ArgumentException">Spans disagree in length (checked here: native code cannot see lengths).</exception>
+    /// <exception cref="PeerFailedException">A peer this step exchanges with is gone.</exception>
+    /// <exception cref="CommunicationTimeoutException">A peer did not answer within the communicator's timeout.</exception>
+    public unsafe void Step(PagePool pool, in NativeStepPlan plan, in NativeStepExchange exchange, Span<float> logits)
+    {
+        if (exchange.Communicator is null)
+        {
+            throw new ArgumentException("the exchange has no communicator", nameof(exchange));
+        }
+        CheckExchange(exchange);
+        using var comm = new HandleLease(exchange.Communicator);
+        fixed (int* remoteSequences = exchange.RemoteSequences, remoteRanks = exchange.RemoteRanks, sendsKv = exchange.RemoteSendsKv,
+               servedRanks = exchange.ServedRanks, servedQStarts = exchange.ServedQStarts, servedPositions = exchange.ServedPositions,
+               servedKvLengths = exchange.ServedKvLengths, servedPageStarts = exchange.ServedPageStarts,
+               servedPageIds = exchange.ServedPageIds, servedPagePositions = exchange.ServedPagePositions,
+               receivesKv = exchange.ServedReceivesKv, appendPages = exchange.ServedAppendPages)
+        {
+            inf_step_exchange native = new()
+            {
+                size = (uint)sizeof(inf_step_exchange),
+                comm = (inf_comm*)comm.Value,
+                step_id = exchange.StepId,
+                remote_parts = exchange.RemoteParts,
+                remote_sequences = NonNull(remoteSequences),
+                remote_ranks = NonNull(remoteRanks),
+                remote_sends_kv = exchange.RemoteSendsKv.IsEmpty ? null : sendsKv,
+                served_parts = exchange.ServedParts,
+                served_ranks = NonNull(servedRanks),
+                served_q_starts = NonNull(servedQStarts),
+                served_positions = NonNull(servedPositions),
+                served_kv_lengths = NonNull(servedKvLengths),
+                served_page_starts = NonNull(servedPageStarts),
+                served_page_ids = NonNull(servedPageIds),
+                served_page_positions = NonNull(servedPagePositions),
+                served_receives_kv = exchange.ServedReceivesKv.IsEmpty ? null : receivesKv,
+                served_append_pages = exchange.ServedAppendPages.IsEmpty ? null : appendPages,
+            };
+            Run(pool, plan, logits, null, &native);
+        }
+    }
+
     public void Dispose() => Handle.Dispose();
 
-    private unsafe void Run(PagePool pool, in NativeStepPlan plan, Span<float> logits, inf_sparse_step* sparse)
+    private unsafe void Run(PagePool pool, in NativeStepPlan plan, Span<float> logits, inf_sparse_step* sparse,
+        inf_step_exchange* exchange = null)
     {
         ArgumentNullException.ThrowIfNull(pool);
         CheckPlan(plan, logits.Length);
         using var model = new HandleLease(Handle);
         using var pages = new HandleLease(pool.Handle);
         fixed (int* tokens = plan.TokenIds, positions = plan.Positions, qStarts = plan.QStarts, kvLengths = plan.KvLengths,
-               pageStarts = plan.PageStarts, pageIds = plan.PageIds, logitTokens = plan.LogitTokens)
+               pageStarts = plan.PageStarts, pageIds = plan.PageIds, logitTokens = plan.LogitTokens, pagePositions = plan.PagePositions)
         fixed (float* output = logits)
         {
+            // With an exchange an instance may have no sequences of its own (it only serves): its empty arrays still
+            // go down as valid pointers, never null, so "nothing" is not mistaken for "missing".
+            bool serving = exchange is not null;
+            float noLogits = 0;
             inf_step_plan native = new()
             {
                 size = (uint)sizeof(inf_step_plan),
                 sequences = plan.Sequences,
                 tokens = plan.TokenIds.Length,
                 logit_rows = plan.LogitTokens.Length,
-                token_ids = tokens,
-                positions = positions,
-                q_starts = qStarts,
-                kv_lengths = kvLengths,
-                page_starts = pageStarts,
-                page_ids = pageIds,
-                logit_tokens = logitTokens,
+                token_ids = serving ? NonNull(tokens) : tokens,
+                positions = serving ? NonNull(positions) : positions,
+                q_starts = serving ? NonNull(qStarts) : qStarts,
+                kv_lengths = serving ? NonNull(kvLengths) : kvLengths,
+                page_starts = serving ? NonNull(pageStarts) : pageStarts,
+                page_ids = serving ? NonNull(pageIds) : pageIds,
+                logit_tokens = serving ? NonNull(logitTokens) : logitTokens,
                 sparse = sparse,
+                page_positions = plan.PagePositions.IsEmpty ? null : pagePositions,
+                exchange = exchange,
             };
-            NativeStatus.Check(NativeMethods.inf_model_step((inf_model*)model.Value, (inf_page_pool*)pages.Value, &native, output));
+            NativeStatus.Check(NativeMethods.inf_model_step((inf_model*)model.Value, (inf_page_pool*)pages.Value, &native,
+                output is null && serving ? &noLogits : output));
         }
     }
+
+    /// <summary>A pinned zero, standing in for an empty array (q_starts of no sequences is [0]).</summary>
+    private static readonly int[] Zero = GC.AllocateArray<int>(1, pinned: true);
+
+    private static unsafe int* NonNull(int* p) =>
+        p is not null ? p : (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(Zero));
 
     // Native code sizes every array from counts and offsets; these checks keep it inside the spans.
     private void CheckPlan(in NativeStepPlan plan, int logitsLength)
@@ -176,10 +235,63 @@ public sealed class NativeModel : IDisposable
         }
         CheckOffsets(plan.QStarts, sequences, plan.TokenIds.Length, "QStarts", "TokenIds");
         CheckOffsets(plan.PageStarts, sequences, plan.PageIds.Length, "PageStarts", "PageIds");
+        if (!plan.PagePositions.IsEmpty && plan.PagePositions.Length != plan.PageIds.Length)
+        {
+            throw new ArgumentException($"PagePositions has {plan.PagePositions.Length} entries but PageIds has {plan.PageIds.Length}", nameof(plan));
+        }
         long needed = (long)plan.LogitTokens.Length * Config.VocabSize;
         if (logitsLength < needed)
         {
             throw new ArgumentException($"logits has {logitsLength} floats but {plan.LogitTokens.Length} rows of vocab {Config.VocabSize} need {needed}", "logits");
+        }
+    }
+
+    private static void CheckExchange(in NativeStepExchange x)
+    {
+        int remote = x.RemoteParts;
+        if (x.RemoteRanks.Length != remote || (x.RemoteSendsKv.Length != remote && !x.RemoteSendsKv.IsEmpty))
+        {
+            throw new ArgumentException($"RemoteRanks ({x.RemoteRanks.Length}) and RemoteSendsKv ({x.RemoteSendsKv.Length}, or none) must have one entry per remote part ({remote})", "exchange");
+        }
+        int served = x.ServedParts;
+        if (x.ServedRanks.Length != served || (x.ServedReceivesKv.Length != served && !x.ServedReceivesKv.IsEmpty))
+        {
+            throw new ArgumentException($"ServedRanks ({x.ServedRanks.Length}) and ServedReceivesKv ({x.ServedReceivesKv.Length}, or none) must have one entry per served part ({served})", "exchange");
+        }
+        if (served == 0 && x.ServedQStarts.Length <= 1 && x.ServedPageStarts.Length <= 1)
+        {
+            return;
+        }
+        CheckExchangeOffsets(x.ServedQStarts, served, x.ServedPositions.Length, "ServedQStarts", "ServedPositions");
+        CheckExchangeOffsets(x.ServedPageStarts, served, x.ServedPageIds.Length, "ServedPageStarts", "ServedPageIds");
+        if (x.ServedPagePositions.Length != x.ServedPageIds.Length)
+        {
+            throw new ArgumentException($"ServedPagePositions has {x.ServedPagePositions.Length} entries but ServedPageIds has {x.ServedPageIds.Length}", "exchange");
+        }
+        bool receives = false;
+        foreach (int flag in x.ServedReceivesKv)
+        {
+            receives |= flag != 0;
+        }
+        int rows = x.ServedQStarts[served];
+        if (receives ? x.ServedAppendPages.Length != rows : !x.ServedAppendPages.IsEmpty && x.ServedAppendPages.Length != rows)
+        {
+            throw new ArgumentException($"ServedAppendPages has {x.ServedAppendPages.Length} entries; it needs one per served row ({rows}) when a part receives K and V, else none", "exchange");
+        }
+    }
+
+    private static void CheckExchangeOffsets(ReadOnlySpan<int> offsets, int parts, int total, string name, string target)
+    {
+        if (offsets.Length != parts + 1)
+        {
+            throw new ArgumentException($"{name} has {offsets.Length} entries, expected served parts + 1 = {parts + 1}", "exchange");
+        }
+        for (int i = 0; i < offsets.Length; i++)
+        {
+            if ((uint)offsets[i] > (uint)total || (i > 0 && offsets[i] < offsets[i - 1]))
+            {
+                throw new ArgumentException($"{name}[{i}] = {offsets[i]} is outside [{(i > 0 ? offsets[i - 1] : 0)}, {total}] ({target} has {total} entries)", "exchange");
+            }
         }
     }
 

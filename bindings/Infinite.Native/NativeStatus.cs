@@ -3,7 +3,8 @@ using System.Runtime.InteropServices;
 
 namespace Infinite.Native;
 
-/// <summary>Turns a native status into an <see cref="InfiniteException"/> carrying the native message.</summary>
+/// <summary>Turns a native status into an <see cref="InfiniteException"/> carrying the native message
+/// (<see cref="CommunicationTimeoutException"/> and <see cref="PeerFailedException"/> for the communicator's two).</summary>
 internal static class NativeStatus
 {
     /// <summary>Throws when <paramref name="status"/> is not OK. The message is read at once, on this thread,
@@ -16,8 +17,18 @@ internal static class NativeStatus
         }
     }
 
-    public static InfiniteException Exception(InfiniteStatus status, string function) =>
-        new(status, function, LastError());
+    /// <summary>The exception for a failed status: communication failures get their own types, which callers that
+    /// drive several instances catch to tell a dead or silent peer from a bad argument.</summary>
+    public static InfiniteException Exception(InfiniteStatus status, string function)
+    {
+        string message = LastError();
+        return status switch
+        {
+            InfiniteStatus.Timeout => new CommunicationTimeoutException(function, message),
+            InfiniteStatus.PeerFailed => new PeerFailedException(function, message),
+            _ => new InfiniteException(status, function, message),
+        };
+    }
 
     public static unsafe string LastError() =>
         Marshal.PtrToStringUTF8((nint)NativeMethods.inf_last_error()) ?? string.Empty;

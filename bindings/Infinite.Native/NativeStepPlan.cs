@@ -18,6 +18,10 @@ public readonly ref struct NativeStepPlan
     public ReadOnlySpan<int> PageStarts { get; init; }
     public ReadOnlySpan<int> PageIds { get; init; }
     public ReadOnlySpan<int> LogitTokens { get; init; }
+    /// <summary>Optional [PageIds.Length]: first key position of each entry (multiples of the page size, ascending
+    /// within a sequence); empty: entry j of a sequence holds positions j * page size onwards. With an exchange a
+    /// sequence's table lists only its pages on this instance, so the positions are needed there.</summary>
+    public ReadOnlySpan<int> PagePositions { get; init; }
 
     public int Sequences => KvLengths.Length;
 }

@@ -119,5 +119,48 @@ public sealed class PagePool : IDisposable
         }
     }
 
+    /// <summary>Migration between instances: sends <paramref name="pages"/> (every layer's K and V, scales and
+    /// summaries) to <paramref name="peer"/>, which stores them with <see cref="ReceivePages"/> into a pool of the same
+    /// shape. Returns without waiting for the receiver. No pages: nothing is sent (the receiver receives none either).</summary>
+    /// <exception cref="PeerFailedException">The peer is gone.</exception>
+    public unsafe void SendPages(Communicator comm, int peer, int tag, ReadOnlySpan<int> pages)
+    {
+        ArgumentNullException.ThrowIfNull(comm);
+        comm.CheckAddress(peer, tag);
+        if (pages.IsEmpty)
+        {
+            return;
+        }
+        using var endpoint = new HandleLease(comm);
+        using var pool = new HandleLease(Handle);
+        fixed (int* p = pages)
+        {
+            NativeStatus.Check(NativeMethods.inf_page_pool_send_pages((inf_comm*)endpoint.Value, peer, tag,
+                (inf_page_pool*)pool.Value, p, pages.Length));
+        }
+    }
+
+    /// <summary>Receives the pages <paramref name="peer"/> sent with <see cref="SendPages"/> (same tag, same count)
+    /// into this pool's <paramref name="pages"/>, in order. A pool of another shape or dtype is refused, naming the
+    /// field that differs.</summary>
+    /// <exception cref="PeerFailedException">The peer is gone.</exception>
+    /// <exception cref="CommunicationTimeoutException">Nothing arrived within the communicator's timeout.</exception>
+    public unsafe void ReceivePages(Communicator comm, int peer, int tag, ReadOnlySpan<int> pages)
+    {
+        ArgumentNullException.ThrowIfNull(comm);
+        comm.CheckAddress(peer, tag);
+        if (pages.IsEmpty)
+        {
+            return;
+        }
+        using var endpoint = new HandleLease(comm);
+        using var pool = new HandleLease(Handle);
+        fixed (int* p = pages)
+        {
+            NativeStatus.Check(NativeMethods.inf_page_pool_recv_pages((inf_comm*)endpoint.Value, peer, tag,
+                (inf_page_pool*)pool.Value, p, pages.Length));
+        }
+    }
+
     public void Dispose() => Handle.Dispose();
 }

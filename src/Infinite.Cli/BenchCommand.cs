@@ -19,7 +19,7 @@ internal static class BenchCommand
         var chunk = new Option<int>("--chunk") { Description = "Prefill chunk (tokens per step).", DefaultValueFactory = _ => 2048 };
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this file ('-' = stdout, no table)." };
 
-        var command = new Command("bench", "Measure prefill tokens/s and decode ms/token (KV filled synthetically for decode).");
+        var command = new Command("bench", "Measure prefill tokens/s and decode ms/token (KV filled synthetically for decode; with --instances N every sequence's pages are striped over the N instances).");
         flags.AddTo(command);
         foreach (Option option in new Option[] { contexts, batches, steps, prefill, chunk, json })
         {
@@ -39,8 +39,21 @@ internal static class BenchCommand
                 int chunkTokens = result.GetValue(chunk);
                 await using InfiniteEngine engine = await ModelLoading.LoadAsync(result, flags, result.InvocationConfiguration.Error, chunkTokens,
                     Math.Max(1, batchList.Max()), cancellationToken).ConfigureAwait(false);
-                var bench = new ModelBenchmark(engine.Executor);
                 SparseOptions? sparse = engine.Options.Sparse;
+                Func<int, BenchResult> prefillAt;
+                Func<int, int, BenchResult> decodeAt;
+                if (engine.DistributedExecutor is { } distributed)
+                {
+                    var striped = new DistributedBenchmark(distributed);
+                    prefillAt = context => striped.Prefill(context, chunkTokens);
+                    decodeAt = (batch, context) => striped.Decode(batch, context, stepCount);
+                }
+                else
+                {
+                    var bench = new ModelBenchmark(engine.NativeExecutor!);
+                    prefillAt = context => bench.Prefill(context, chunkTokens, sparse);
+                    decodeAt = (batch, context) => bench.Decode(batch, context, stepCount, sparse);
+                }
                 var results = new List<BenchResult>();
                 table.WriteLine($"{"kind",-8} {"mode",-6} {"batch",5} {"context",8} {"tokens/s",10} {"ms/token",9} {"step ms",9}");
                 void Add(BenchResult r)
@@ -52,14 +65,14 @@ internal static class BenchCommand
                 foreach (int context in prefillList)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    Add(bench.Prefill(context, chunkTokens, sparse));
+                    Add(prefillAt(context));
                 }
                 foreach (int context in contextList)
                 {
                     foreach (int batch in batchList)
                     {
                         cancellationToken.ThrowIfCancellationRequested();
-                        Add(bench.Decode(batch, context, stepCount, sparse));
+                        Add(decodeAt(batch, context));
                     }
                 }
                 if (jsonPath is not null)
@@ -69,6 +82,7 @@ internal static class BenchCommand
                         model = engine.ModelPath,
                         kvType = engine.Options.KvType.ToString(),
                         pageSize = engine.Executor.PageSize,
+                        instances = engine.Options.Instances,
                         machine = $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}",
                         results,
                     }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });

@@ -30,7 +30,8 @@ internal static class ModelLoading
         progress.Finish();
         status.WriteLine($"loaded {path}: {config.ParameterCount / 1e6:0.#}M parameters, {config.Layers} layers, " +
             $"{config.QHeads}/{config.KvHeads} heads, vocab {config.VocabSize}; KV cache {engine.Executor.PageCount} pages x " +
-            $"{engine.Executor.PageSize} tokens ({options.KvType}){(options.Sparse is null ? "" : ", sparse attention")}");
+            $"{engine.Executor.PageSize} tokens ({options.KvType}){(options.Sparse is null ? "" : ", sparse attention")}" +
+            (engine.Executor.Instances > 1 ? $" over {engine.Executor.Instances} instances of {engine.Executor.PagesPerInstance} pages" : ""));
         return engine;
     }
 

@@ -66,9 +66,21 @@ internal sealed class ModelOptions
         DefaultValueFactory = _ => 4096,
     };
 
+    public Option<int> Instances { get; } = new("--instances")
+    {
+        Description = "In-process instances the KV cache is spread over (DistAttention; --kv-memory is split between them, the weights are shared). Not with --sparse.",
+        DefaultValueFactory = _ => 1,
+    };
+
+    public Option<string> ClusterPolicy { get; } = new("--cluster-policy")
+    {
+        Description = "With --instances: borrowing (a request may hold pages on other instances; pages migrate when it pays) or static (each request bound to one instance's pool).",
+        DefaultValueFactory = _ => "borrowing",
+    };
+
     public void AddTo(Command command)
     {
-        foreach (Option option in new Option[] { Model, Device, KvType, PageSize, KvMemory, MaxContext, Sparse, HeadGates, Sparsity, Budget })
+        foreach (Option option in new Option[] { Model, Device, KvType, PageSize, KvMemory, MaxContext, Sparse, HeadGates, Sparsity, Budget, Instances, ClusterPolicy })
         {
             command.Options.Add(option);
         }
@@ -77,6 +89,8 @@ internal sealed class ModelOptions
     /// <summary>The engine options these flags describe; sparse head roles need the model's config.</summary>
     public InfiniteOptions Read(ParseResult result, int maxBatchTokens = 2048) => new()
     {
+        Instances = ReadInstances(result),
+        Cluster = new ClusterOptions { Policy = ParseClusterPolicy(result.GetValue(ClusterPolicy)!) },
         Device = result.GetValue(Device)!,
         KvType = ParseKvType(result.GetValue(KvType)!),
         PageSize = result.GetValue(PageSize),
@@ -117,6 +131,21 @@ internal sealed class ModelOptions
         return new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget) };
     }
 
+    /// <summary>--instances, checked: at least one, and not combined with --sparse.</summary>
+    public int ReadInstances(ParseResult result)
+    {
+        int instances = result.GetValue(Instances);
+        if (instances is < 1 or > 1024)
+        {
+            throw new ArgumentException($"--instances {instances}: use 1 to 1024");
+        }
+        if (instances > 1 && result.GetValue(Sparse))
+        {
+            throw new ArgumentException("--sparse cannot be combined with --instances above 1 yet (the step exchange is dense)");
+        }
+        return instances;
+    }
+
     /// <summary>Every odd KV head of every layer streams: half the heads, as DuoAttention's 0.5 quantile.</summary>
     public static bool[] HalfStreaming(LlamaConfig config)
     {
@@ -127,6 +156,13 @@ internal sealed class ModelOptions
         }
         return streaming;
     }
+
+    public static ClusterPolicy ParseClusterPolicy(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "borrowing" or "borrow" => Engine.ClusterPolicy.Borrowing,
+        "static" => Engine.ClusterPolicy.Static,
+        _ => throw new ArgumentException($"--cluster-policy '{text}': use borrowing or static"),
+    };
 
     public static DataType ParseKvType(string text) => text.Trim().ToLowerInvariant() switch
     {

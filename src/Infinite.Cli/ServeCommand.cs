@@ -256,6 +256,11 @@ internal static class ServeCommand
         grid.AddRow("device", Markup.Escape(options.Device));
         grid.AddRow("KV cache", Markup.Escape($"{FormatBytes(options.KvMemoryBytes)} {options.KvType.ToString().ToLowerInvariant()}: {engine.Executor.PageCount} pages x " +
             $"{engine.Executor.PageSize} tokens = {kvTokens} tokens{(options.Sparse is null ? "" : ", sparse attention")}"));
+        if (engine.Executor.Instances > 1)
+        {
+            grid.AddRow("instances", Markup.Escape($"{engine.Executor.Instances} in-process instances of {engine.Executor.PagesPerInstance} pages, " +
+                $"{options.Cluster.Policy.ToString().ToLowerInvariant()} policy"));
+        }
         grid.AddRow("limits", Markup.Escape($"context {engine.MaxContext} tokens, {options.MaxBatchTokens} tokens per step, " +
             $"{options.MaxRunningRequests} running, {options.MaxQueuedRequests} queued"));
         grid.AddRow("API", "POST /v1/chat/completions, /v1/completions; GET /v1/models, /health, /ready, /metrics");

@@ -18,10 +18,10 @@ namespace Infinite;
 public sealed class InfiniteEngine : IAsyncDisposable
 {
     private readonly ModelFile _file;
-    private readonly NativeExecutor _executor;
+    private readonly IModelExecutor _executor;
     private readonly Device _device;
 
-    private InfiniteEngine(ModelFile file, Device device, NativeExecutor executor, InferenceEngine engine,
+    private InfiniteEngine(ModelFile file, Device device, IModelExecutor executor, InferenceEngine engine,
         Tokenizer tokenizer, InfiniteOptions options)
     {
         _file = file;
@@ -50,8 +50,14 @@ public sealed class InfiniteEngine : IAsyncDisposable
     /// <summary>The scheduler, for statistics and step events.</summary>
     public InferenceEngine Engine { get; }
 
-    /// <summary>The native executor (its page pool and model), for benchmarks and diagnostics.</summary>
-    public NativeExecutor Executor => _executor;
+    /// <summary>The executor (page count and size, the model's config), for diagnostics.</summary>
+    public IModelExecutor Executor => _executor;
+
+    /// <summary>The native executor (its page pool and model) with one instance, for benchmarks; null with several.</summary>
+    public NativeExecutor? NativeExecutor => _executor as NativeExecutor;
+
+    /// <summary>The executor of <see cref="InfiniteOptions.Instances"/> &gt; 1 in-process instances; null with one.</summary>
+    public DistributedExecutor? DistributedExecutor => _executor as DistributedExecutor;
 
     /// <summary>Opens the model at <paramref name="modelPath"/> (GGUF file or Hugging Face folder), loads its weights
     /// onto the device and reserves the KV cache. Progress goes to <paramref name="progress"/>.</summary>
@@ -72,23 +78,38 @@ public sealed class InfiniteEngine : IAsyncDisposable
 
     private static InfiniteEngine Load(string path, InfiniteOptions options, IProgress<LoadProgress>? progress)
     {
+        if (options.Instances < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.Instances, "Instances must be >= 1");
+        if (options.Instances > 1 && options.Sparse is not null)
+            throw new ArgumentException($"sparse attention is not supported with several instances yet (Instances = {options.Instances})", nameof(options));
+        if (options.KvMemoryBytes / options.Instances < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.KvMemoryBytes, $"KvMemoryBytes cannot be split over {options.Instances} instances");
         ModelFile file = ModelFile.Open(path, progress);
         Device? device = null;
-        NativeExecutor? executor = null;
+        IModelExecutor? executor = null;
         try
         {
             device = OpenDevice(options.Device);
             var tokenizer = Infinite.Tokenization.Tokenizer.Create(file.Tokenizer);
             SparseOptions? sparse = options.Sparse;
-            executor = new NativeExecutor(file, new NativeExecutorOptions
+            var pool = new NativeExecutorOptions
             {
                 KvType = options.KvType,
                 PageSize = options.PageSize,
-                KvMemoryBytes = options.KvMemoryBytes,
+                // Several instances share the budget: each reserves its part (the model is loaded once for all).
+                KvMemoryBytes = options.KvMemoryBytes / options.Instances,
                 SelectionSlots = sparse is null ? 0 : options.MaxRunningRequests,
                 MaxBudgetTokens = Math.Max(options.PageSize, sparse?.BudgetTokens ?? options.PageSize),
                 Progress = progress is null ? null : progress.Report,
-            }, device);
+            };
+            executor = options.Instances == 1
+                ? new NativeExecutor(file, pool, device)
+                : new DistributedExecutor(file, new DistributedExecutorOptions
+                {
+                    Instances = options.Instances,
+                    Instance = pool,
+                    CommunicationTimeout = options.CommunicationTimeout,
+                }, device);
             var engine = new InferenceEngine(executor, tokenizer, new EngineOptions
             {
                 MaxBatchTokens = options.MaxBatchTokens,
@@ -96,6 +117,7 @@ public sealed class InfiniteEngine : IAsyncDisposable
                 MaxQueuedRequests = options.MaxQueuedRequests,
                 MaxContext = options.MaxContext,
                 Sparse = sparse,
+                Cluster = options.Cluster,
             });
             return new InfiniteEngine(file, device, executor, engine, tokenizer, options);
         }

@@ -34,6 +34,17 @@ public sealed record InfiniteOptions
     /// <summary>Requests waiting for admission before <see cref="EngineOverloadedException"/>.</summary>
     public int MaxQueuedRequests { get; init; } = 256;
 
-    /// <summary>LServe-style sparse attention; null = dense.</summary>
+    /// <summary>LServe-style sparse attention; null = dense (required with several instances).</summary>
     public SparseOptions? Sparse { get; init; }
+
+    /// <summary>In-process instances the KV cache is spread over (DistAttention): each has its own page pool of
+    /// <see cref="KvMemoryBytes"/> / Instances bytes and they share the loaded weights. A request gets a home instance
+    /// and, with the borrowing policy, may hold pages on the others. Default 1: one pool.</summary>
+    public int Instances { get; init; } = 1;
+
+    /// <summary>Placement policy, thresholds and page migration of several instances.</summary>
+    public ClusterOptions Cluster { get; init; } = new();
+
+    /// <summary>With several instances: how long one waits for another's message before the step fails naming it.</summary>
+    public TimeSpan CommunicationTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using Infinite.Engine;
 
 namespace Infinite.Server.Metrics;
@@ -45,10 +46,16 @@ internal sealed class ServerMetrics : IDisposable
             "Requests waiting for admission to the running batch.");
         Meter.CreateObservableGauge("infinite.running_requests", () => _engine.Stats.RunningRequests, null,
             "Requests in the running batch.");
-        Meter.CreateObservableGauge("infinite.kv_pages_used", () => new Measurement<int>(_engine.Stats.PagesUsed, Instance0),
-            null, "KV cache pages in use, per instance.");
-        Meter.CreateObservableGauge("infinite.kv_pages_free", () => new Measurement<int>(_engine.Stats.PagesFree, Instance0),
+        Meter.CreateObservableGauge("infinite.kv_pages_used", () => PerInstance(p => p.Used),
+            null, "KV cache pages in use, per instance (own + lent).");
+        Meter.CreateObservableGauge("infinite.kv_pages_free", () => PerInstance(p => p.Free),
             null, "KV cache pages free, per instance.");
+        Meter.CreateObservableGauge("infinite.kv_pages_lent", () => PerInstance(p => p.Lent),
+            null, "KV cache pages of an instance held by requests homed on other instances.");
+        Meter.CreateObservableGauge("infinite.kv_pages_borrowed", () => PerInstance(p => p.Borrowed),
+            null, "KV cache pages on other instances held by requests homed on this instance.");
+        Meter.CreateObservableGauge("infinite.instance_failed", () => PerInstance(p => p.Failed ? 1 : 0),
+            null, "1 for an instance marked failed (its requests were failed, it serves no more).");
         Exporter = new PrometheusExporter(Meter);
     }
 
@@ -60,6 +67,15 @@ internal sealed class ServerMetrics : IDisposable
     public Histogram<double> TimeToFirstToken { get; }
     public Histogram<double> InterTokenLatency { get; }
     public Histogram<double> RequestDuration { get; }
+
+    /// <summary>One measurement per instance of one consistent stats snapshot, tagged instance="i".</summary>
+    private IEnumerable<Measurement<int>> PerInstance(Func<InstancePageStats, int> value)
+    {
+        EngineStats stats = _engine.Stats;
+        if (stats.Instances.Count == 0)
+            return [new Measurement<int>(0, Instance0)];
+        return stats.Instances.Select(p => new Measurement<int>(value(p), new KeyValuePair<string, object?>("instance", p.Instance.ToString(CultureInfo.InvariantCulture))));
+    }
 
     public void RecordRequest(string endpoint, int status, double seconds)
     {

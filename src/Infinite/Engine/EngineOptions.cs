@@ -18,4 +18,8 @@ public sealed record EngineOptions
 
     /// <summary>Null: dense attention.</summary>
     public SparseOptions? Sparse { get; init; }
+
+    /// <summary>Placement, borrowing and migration of KV pages when the executor has several instances
+    /// (<see cref="IModelExecutor.Instances"/> &gt; 1); ignored for one.</summary>
+    public ClusterOptions Cluster { get; init; } = new();
 }

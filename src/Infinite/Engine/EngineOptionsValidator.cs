@@ -19,6 +19,7 @@ internal static class EngineOptionsValidator
                 $"The executor must have pages (page size {executor.PageSize}, page count {executor.PageCount}).", nameof(executor));
         if (executor.Config.VocabSize < 1)
             throw new ArgumentException($"The model's vocabulary size must be >= 1, got {executor.Config.VocabSize}.", nameof(executor));
+        ValidateCluster(options, executor);
         if (options.Sparse is not { } sparse)
             return;
         if (executor.SelectionSlots < 1)
@@ -33,5 +34,29 @@ internal static class EngineOptionsValidator
         if (sparse.DecodeSinkTokens < 0 || sparse.DecodeLocalTokens < 0 || sparse.PrefillSinkTokens < 0
             || sparse.PrefillLocalTokens < 0 || sparse.BudgetTokens < 0)
             throw new ArgumentException("Sparse sink, local and budget token counts must be >= 0.", nameof(options));
+    }
+
+    private static void ValidateCluster(EngineOptions options, IModelExecutor executor)
+    {
+        if (executor.Instances < 1)
+            throw new ArgumentException($"The executor must have at least one instance, got {executor.Instances}.", nameof(executor));
+        if (executor.Instances == 1)
+            return;
+        if ((long)executor.Instances * executor.PagesPerInstance != executor.PageCount)
+            throw new ArgumentException(
+                $"The executor's {executor.PageCount} pages are not {executor.Instances} instances x {executor.PagesPerInstance} pages.", nameof(executor));
+        if (options.Sparse is not null)
+            throw new ArgumentException(
+                $"Sparse attention is not supported with several instances yet (the executor has {executor.Instances}).", nameof(options));
+        if (options.Cluster is not { } cluster)
+            throw new ArgumentException("Cluster options must not be null.", nameof(options));
+        if (!Enum.IsDefined(cluster.Policy))
+            throw new ArgumentException($"Cluster.Policy {cluster.Policy} is not a known policy.", nameof(options));
+        if (cluster.MaxMovePagesPerStep < 0)
+            throw new ArgumentException($"Cluster.MaxMovePagesPerStep must be >= 0, got {cluster.MaxMovePagesPerStep}.", nameof(options));
+        if (cluster.Borrowing is null || cluster.RManager is null || cluster.GManager is null)
+            throw new ArgumentException("Cluster.Borrowing, Cluster.RManager and Cluster.GManager must not be null.", nameof(options));
+        cluster.Borrowing.Validate();
+        cluster.RManager.LendCapPages(executor.PagesPerInstance);
     }
 }

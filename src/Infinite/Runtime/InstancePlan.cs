@@ -54,6 +54,10 @@ public interface IInstanceRunner : IDisposable
 {
     int Rank { get; }
 
+    /// <summary>True once the instance is known to be gone (its endpoint destroyed, its process dead): the executor
+    /// then fails a step that needs it at once, instead of waiting for its peers' receives to time out.</summary>
+    bool IsFailed => false;
+
     /// <summary>Runs this instance's share of a step; <paramref name="logits"/> gets [plan.LogitTokens.Length][vocab].</summary>
     void Step(InstancePlan plan, Span<float> logits);
 

@@ -169,13 +169,13 @@ public sealed class NativeExecutor : IModelExecutor
         RopeOriginalContext = c.RopeScaling.OriginalContext,
     };
 
-    private static NativeTensor[] Tensors(IWeightSource weights) =>
+    internal static NativeTensor[] Tensors(IWeightSource weights) =>
         weights.Tensors.Select(t => new NativeTensor(t.Name, (inf_tensor_type)(int)t.Type, t.Shape, weights.GetPointer(t), t.Bytes)).ToArray();
 
-    private static Action<ulong, ulong>? Progress(Action<LoadProgress>? progress) =>
+    internal static Action<ulong, ulong>? Progress(Action<LoadProgress>? progress) =>
         progress is null ? null : (done, total) => progress(new LoadProgress("weights", (long)done, (long)total));
 
-    private static PagePool CreatePool(Device device, LlamaConfig c, NativeExecutorOptions options)
+    internal static PagePool CreatePool(Device device, LlamaConfig c, NativeExecutorOptions options)
     {
         PagePoolConfig Shape(int pages) =>
             new(c.Layers, c.KvHeads, c.HeadDim, options.PageSize, pages, options.KvType, options.LogicalPageSize);
