@@ -12,6 +12,9 @@ public:
         EXPECT_EQ(live.buffers, 0) << "buffers left alive";
         EXPECT_EQ(live.buffer_bytes, 0U) << "buffer bytes left alive";
         EXPECT_EQ(live.page_pools, 0) << "page pools left alive";
+        EXPECT_EQ(live.models, 0) << "models left alive";
+        EXPECT_EQ(live.comms, 0) << "communicators left alive";
+        EXPECT_EQ(live.comm_groups, 0) << "communicator groups left alive";
     }
 };
 

@@ -37,6 +37,10 @@ internal static class BenchCommand
                 TextWriter output = result.InvocationConfiguration.Output;
                 TextWriter table = jsonPath == "-" ? TextWriter.Null : output;
                 int chunkTokens = result.GetValue(chunk);
+                if (result.GetValue(flags.Mpi))
+                {
+                    throw new ArgumentException("--mpi is for serve and generate; bench spreads the KV over in-process instances with --instances");
+                }
                 await using InfiniteEngine engine = await ModelLoading.LoadAsync(result, flags, result.InvocationConfiguration.Error, chunkTokens,
                     Math.Max(1, batchList.Max()), cancellationToken).ConfigureAwait(false);
                 SparseOptions? sparse = engine.Options.Sparse;

@@ -76,6 +76,10 @@ internal static class GenerateCommand
     {
         try
         {
+            if (flags.IsMpiWorker(result))
+            {
+                return await flags.RunMpiWorkerAsync(result, status, cancellationToken).ConfigureAwait(false);
+            }
             await using InfiniteEngine engine = await ModelLoading.LoadAsync(result, flags, status, 2048, 1, cancellationToken)
                 .ConfigureAwait(false);
             GenerationRequest generation = request(engine);

@@ -78,9 +78,14 @@ internal sealed class ModelOptions
         DefaultValueFactory = _ => "borrowing",
     };
 
+    public Option<bool> Mpi { get; } = new("--mpi")
+    {
+        Description = "Under mpirun: one instance per rank, each with its own --kv-memory of KV pages; rank 0 runs the engine (and serves HTTP), the other ranks serve its steps. Needs Open MPI.",
+    };
+
     public void AddTo(Command command)
     {
-        foreach (Option option in new Option[] { Model, Device, KvType, PageSize, KvMemory, MaxContext, Sparse, HeadGates, Sparsity, Budget, Instances, ClusterPolicy })
+        foreach (Option option in new Option[] { Model, Device, KvType, PageSize, KvMemory, MaxContext, Sparse, HeadGates, Sparsity, Budget, Instances, ClusterPolicy, Mpi })
         {
             command.Options.Add(option);
         }
@@ -90,6 +95,7 @@ internal sealed class ModelOptions
     public InfiniteOptions Read(ParseResult result, int maxBatchTokens = 2048) => new()
     {
         Instances = ReadInstances(result),
+        Mpi = ReadMpi(result),
         Cluster = new ClusterOptions { Policy = ParseClusterPolicy(result.GetValue(ClusterPolicy)!) },
         Device = result.GetValue(Device)!,
         KvType = ParseKvType(result.GetValue(KvType)!),
@@ -129,6 +135,38 @@ internal sealed class ModelOptions
             streaming = HalfStreaming(config);
         }
         return new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget) };
+    }
+
+    /// <summary>--mpi, checked: not with --instances above 1 nor --sparse (one instance per rank, dense exchange).</summary>
+    public bool ReadMpi(ParseResult result)
+    {
+        if (!result.GetValue(Mpi))
+        {
+            return false;
+        }
+        if (result.GetValue(Instances) > 1)
+        {
+            throw new ArgumentException("--mpi runs one instance per rank: use mpirun -np N instead of --instances");
+        }
+        if (result.GetValue(Sparse))
+        {
+            throw new ArgumentException("--sparse cannot be combined with --mpi yet (the step exchange is dense)");
+        }
+        return true;
+    }
+
+    /// <summary>True when --mpi is given and this process is a worker rank (1 ..) of the mpirun job.</summary>
+    public bool IsMpiWorker(ParseResult result) => ReadMpi(result) && InfiniteEngine.MpiRankFromEnvironment() > 0;
+
+    /// <summary>Runs this worker rank until rank 0 shuts it down; one status line before and after.</summary>
+    public async Task<int> RunMpiWorkerAsync(ParseResult result, TextWriter status, CancellationToken cancellationToken)
+    {
+        int rank = InfiniteEngine.MpiRankFromEnvironment();
+        string path = result.GetValue(Model) ?? DemoModel.EnsureWritten(null);
+        status.WriteLine($"MPI rank {rank}: worker instance for {Path.GetFileName(path)}; rank 0 runs the engine");
+        long steps = await InfiniteEngine.RunMpiWorkerAsync(path, Read(result), null, cancellationToken).ConfigureAwait(false);
+        status.WriteLine($"MPI rank {rank}: {steps} steps served, shut down by rank 0");
+        return 0;
     }
 
     /// <summary>--instances, checked: at least one, and not combined with --sparse.</summary>

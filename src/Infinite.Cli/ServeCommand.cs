@@ -53,6 +53,10 @@ internal static class ServeCommand
         InfiniteEngine? engine = null;
         try
         {
+            if (flags.IsMpiWorker(result))
+            {
+                return await flags.RunMpiWorkerAsync(result, error, CancellationToken.None).ConfigureAwait(false);
+            }
             string url = ListenUrl(settings.Host, settings.Port);
             string? model = result.GetValue(flags.Model);
             InfiniteOptions options = ReadOptions(result, flags, settings, model);
@@ -258,7 +262,8 @@ internal static class ServeCommand
             $"{engine.Executor.PageSize} tokens = {kvTokens} tokens{(options.Sparse is null ? "" : ", sparse attention")}"));
         if (engine.Executor.Instances > 1)
         {
-            grid.AddRow("instances", Markup.Escape($"{engine.Executor.Instances} in-process instances of {engine.Executor.PagesPerInstance} pages, " +
+            string kind = options.Mpi ? "MPI ranks (one instance each)" : "in-process instances";
+            grid.AddRow("instances", Markup.Escape($"{engine.Executor.Instances} {kind} of {engine.Executor.PagesPerInstance} pages, " +
                 $"{options.Cluster.Policy.ToString().ToLowerInvariant()} policy"));
         }
         grid.AddRow("limits", Markup.Escape($"context {engine.MaxContext} tokens, {options.MaxBatchTokens} tokens per step, " +

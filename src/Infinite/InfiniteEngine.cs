@@ -3,6 +3,7 @@ using Infinite.Engine;
 using Infinite.Models;
 using Infinite.Native;
 using Infinite.Runtime;
+using Infinite.Runtime.Mpi;
 using Infinite.Tokenization;
 
 namespace Infinite;
@@ -20,6 +21,7 @@ public sealed class InfiniteEngine : IAsyncDisposable
     private readonly ModelFile _file;
     private readonly IModelExecutor _executor;
     private readonly Device _device;
+    private MpiCluster? _mpi;
 
     private InfiniteEngine(ModelFile file, Device device, IModelExecutor executor, InferenceEngine engine,
         Tokenizer tokenizer, InfiniteOptions options)
@@ -76,8 +78,64 @@ public sealed class InfiniteEngine : IAsyncDisposable
         => Task.Run(() => Load(DemoModel.EnsureWritten(progress), options ?? new InfiniteOptions(), progress),
             cancellationToken);
 
+    /// <summary>This process's MPI rank as the launcher tells it (Open MPI, MPICH, PMIx), or -1 outside mpirun.
+    /// Known before MPI starts, so a program can choose between <see cref="LoadAsync"/> (rank 0) and
+    /// <see cref="RunMpiWorkerAsync"/> (the others).</summary>
+    public static int MpiRankFromEnvironment()
+    {
+        foreach (string name in new[] { "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK" })
+        {
+            if (int.TryParse(Environment.GetEnvironmentVariable(name), out int rank) && rank >= 0)
+                return rank;
+        }
+        return -1;
+    }
+
+    /// <summary>A worker rank of <see cref="InfiniteOptions.Mpi"/>: loads the model and this rank's KV pool, then
+    /// runs rank 0's steps and page moves until rank 0's engine is disposed. Returns the number of steps run.</summary>
+    public static Task<long> RunMpiWorkerAsync(string modelPath, InfiniteOptions options,
+        IProgress<LoadProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(modelPath);
+        ArgumentNullException.ThrowIfNull(options);
+        return Task.Factory.StartNew(() =>
+        {
+            CheckMpi(options);
+            using ModelFile file = ModelFile.Open(modelPath, progress);
+            using MpiCluster cluster = MpiCluster.Join(file, PoolOptions(options, progress, instances: 1), options.CommunicationTimeout);
+            if (cluster.Rank == 0)
+                throw new InvalidOperationException("rank 0 drives the MPI cluster: call InfiniteEngine.LoadAsync with Mpi = true there");
+            return cluster.RunWorker(cancellationToken);
+        }, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    private static void CheckMpi(InfiniteOptions options)
+    {
+        if (!options.Mpi)
+            throw new ArgumentException("Mpi must be true for an MPI worker", nameof(options));
+        if (options.Instances != 1)
+            throw new ArgumentException($"Mpi runs one instance per rank; Instances must be 1 (it is {options.Instances})", nameof(options));
+        if (options.Sparse is not null)
+            throw new ArgumentException("sparse attention is not supported with several instances yet (Mpi)", nameof(options));
+        if (!string.Equals(options.Device, "cpu", StringComparison.OrdinalIgnoreCase))
+            throw new ArgumentException($"Mpi instances run on the CPU (host buffers); Device is {options.Device}", nameof(options));
+    }
+
+    private static NativeExecutorOptions PoolOptions(InfiniteOptions options, IProgress<LoadProgress>? progress, int instances) => new()
+    {
+        KvType = options.KvType,
+        PageSize = options.PageSize,
+        // Several in-process instances share the budget: each reserves its part (the model is loaded once for all).
+        KvMemoryBytes = options.KvMemoryBytes / instances,
+        SelectionSlots = options.Sparse is null ? 0 : options.MaxRunningRequests,
+        MaxBudgetTokens = Math.Max(options.PageSize, options.Sparse?.BudgetTokens ?? options.PageSize),
+        Progress = progress is null ? null : progress.Report,
+    };
+
     private static InfiniteEngine Load(string path, InfiniteOptions options, IProgress<LoadProgress>? progress)
     {
+        if (options.Mpi)
+            CheckMpi(options);
         if (options.Instances < 1)
             throw new ArgumentOutOfRangeException(nameof(options), options.Instances, "Instances must be >= 1");
         if (options.Instances > 1 && options.Sparse is not null)
@@ -87,29 +145,32 @@ public sealed class InfiniteEngine : IAsyncDisposable
         ModelFile file = ModelFile.Open(path, progress);
         Device? device = null;
         IModelExecutor? executor = null;
+        MpiCluster? mpi = null;
         try
         {
             device = OpenDevice(options.Device);
             var tokenizer = Infinite.Tokenization.Tokenizer.Create(file.Tokenizer);
             SparseOptions? sparse = options.Sparse;
-            var pool = new NativeExecutorOptions
+            NativeExecutorOptions pool = PoolOptions(options, progress, options.Instances);
+            if (options.Mpi)
             {
-                KvType = options.KvType,
-                PageSize = options.PageSize,
-                // Several instances share the budget: each reserves its part (the model is loaded once for all).
-                KvMemoryBytes = options.KvMemoryBytes / options.Instances,
-                SelectionSlots = sparse is null ? 0 : options.MaxRunningRequests,
-                MaxBudgetTokens = Math.Max(options.PageSize, sparse?.BudgetTokens ?? options.PageSize),
-                Progress = progress is null ? null : progress.Report,
-            };
-            executor = options.Instances == 1
-                ? new NativeExecutor(file, pool, device)
-                : new DistributedExecutor(file, new DistributedExecutorOptions
-                {
-                    Instances = options.Instances,
-                    Instance = pool,
-                    CommunicationTimeout = options.CommunicationTimeout,
-                }, device);
+                mpi = MpiCluster.Join(file, pool, options.CommunicationTimeout);
+                if (mpi.Rank != 0)
+                    throw new InvalidOperationException($"this process is MPI rank {mpi.Rank}, a worker: call InfiniteEngine.RunMpiWorkerAsync there");
+                // A worker's reply waits for its whole step (a long prefill chunk): far longer than one message.
+                executor = mpi.CreateExecutor(file.Config, TimeSpan.FromTicks(Math.Max(options.CommunicationTimeout.Ticks * 20, TimeSpan.FromMinutes(10).Ticks)));
+            }
+            else
+            {
+                executor = options.Instances == 1
+                    ? new NativeExecutor(file, pool, device)
+                    : new DistributedExecutor(file, new DistributedExecutorOptions
+                    {
+                        Instances = options.Instances,
+                        Instance = pool,
+                        CommunicationTimeout = options.CommunicationTimeout,
+                    }, device);
+            }
             var engine = new InferenceEngine(executor, tokenizer, new EngineOptions
             {
                 MaxBatchTokens = options.MaxBatchTokens,
@@ -119,11 +180,12 @@ public sealed class InfiniteEngine : IAsyncDisposable
                 Sparse = sparse,
                 Cluster = options.Cluster,
             });
-            return new InfiniteEngine(file, device, executor, engine, tokenizer, options);
+            return new InfiniteEngine(file, device, executor, engine, tokenizer, options) { _mpi = mpi };
         }
         catch
         {
             executor?.Dispose();
+            mpi?.Dispose();
             device?.Dispose();
             file.Dispose();
             throw;
@@ -189,7 +251,8 @@ public sealed class InfiniteEngine : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Engine.DisposeAsync().ConfigureAwait(false);
-        _executor.Dispose();
+        _executor.Dispose(); // under MPI: shuts the worker ranks down
+        _mpi?.Dispose();
         _device.Dispose();
         _file.Dispose();
     }

@@ -47,4 +47,10 @@ public sealed record InfiniteOptions
 
     /// <summary>With several instances: how long one waits for another's message before the step fails naming it.</summary>
     public TimeSpan CommunicationTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>One instance per MPI rank (<c>mpirun -np N</c>; needs Open MPI and libinfinite_mpi.so): every rank
+    /// loads the model and reserves <see cref="KvMemoryBytes"/> of KV pages of its own; rank 0 gets the engine (and the
+    /// gManager), the other ranks serve it through <see cref="InfiniteEngine.RunMpiWorkerAsync"/>. Not combined with
+    /// <see cref="Instances"/> &gt; 1 or sparse attention.</summary>
+    public bool Mpi { get; init; }
 }
