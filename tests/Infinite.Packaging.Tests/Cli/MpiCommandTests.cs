@@ -17,8 +17,9 @@ public sealed class MpiCommandTests : IDisposable
         Dim = 64, Layers = 2, QHeads = 4, KvHeads = 2, HeadDim = 16, FfnDim = 96, VocabSize = 300, ContextLength = 4096,
     };
 
-    // 74 KiB of KV per rank is 4 pages of 64 tokens (bf16 K and V plus key summaries): a ~430-token prompt and its
-    // 24 new tokens need 7 pages, more than one rank's pool; a home may borrow half of each other rank's (2 + 2).
+    // A page of 64 tokens takes 18 KiB (bf16 K and V plus key summaries): 74 KiB per rank is 4 pages, 90 KiB 5. A
+    // ~430-token prompt and its 24 new tokens need 7 pages, more than one rank's pool; a home may borrow half of each
+    // other rank's pool (the default lending cap).
     private const string RankMemory = "74KiB";
     private const string SingleMemory = "256KiB";
 
@@ -55,16 +56,18 @@ public sealed class MpiCommandTests : IDisposable
         ProcessRun.RunAsync("mpirun", ["-np", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "--oversubscribe", "dotnet", .. command],
             RepoPaths.Root, TimeSpan.FromMinutes(3), MpiEnvironment);
 
-    [Fact]
-    public async Task Generate_over_three_ranks_gives_the_tokens_of_one_process_with_one_big_pool()
+    [Theory]
+    [InlineData(2, "90KiB", 5)]
+    [InlineData(4, "74KiB", 4)]
+    public async Task Generate_over_ranks_gives_the_tokens_of_one_process_with_one_big_pool(int ranks, string rankMemory, int pages)
     {
         ProcessResult single = await ProcessRun.RunAsync("dotnet", Generate(SingleMemory), RepoPaths.Root, TimeSpan.FromMinutes(2));
         Assert.True(single.ExitCode == 0, single.Describe());
-        ProcessResult spread = await MpiRun(3, Generate(RankMemory, "--mpi"));
+        ProcessResult spread = await MpiRun(ranks, Generate(rankMemory, "--mpi"));
         Assert.True(spread.ExitCode == 0, spread.Describe());
         Assert.Equal(single.Output, Plain(spread.Output));
-        Assert.True(spread.Error.Contains("over 3 instances of 4 pages", StringComparison.Ordinal), spread.Describe());
-        // The prompt does not fit rank 0: rank 1 served steps (its KV took part in every layer's attention).
+        Assert.True(spread.Error.Contains($"over {ranks} instances of {pages} pages", StringComparison.Ordinal), spread.Describe());
+        // The prompt does not fit rank 0's pool: rank 1 served steps (its KV took part in every layer's attention).
         Assert.Matches(@"MPI rank 1: [1-9]\d* steps served, shut down by rank 0", spread.Error);
     }
 
