@@ -1,6 +1,6 @@
 // The MPI communicator, run by ctest under mpirun (2 and 4 ranks): info, a ring, all-to-all, probes and
 // oversized receives, page migration between ranks, timeouts and argument checks. Every rank runs the same
-// tests in the same order (creating endpoints is collective). One endpoint lives for the whole process, so
+// tests in the same order (creating endpoints is collective). One endpoint lives for the whole suite, so
 // MPI stays initialised between tests and is finalised when it goes, at the end.
 #include <chrono>
 #include <cstring>
@@ -28,19 +28,14 @@ std::vector<unsigned char> payload(int32_t src, int32_t dst, int32_t tag, int32_
     return bytes;
 }
 
-class KeepMpiAlive : public ::testing::Environment {
-public:
-    void SetUp() override { keeper_ = make_mpi(); }
-    void TearDown() override { keeper_.reset(); }
-
-private:
-    Comm keeper_;
-};
-
-const auto* const g_keep_alive = ::testing::AddGlobalTestEnvironment(new KeepMpiAlive);
-
 class CommMpi : public ::testing::Test {
 protected:
+    // One endpoint lives from the first test to the last, so MPI is not finalised (it cannot start again)
+    // between tests. Suite-level, not a global environment: the leak check of main() runs in the global
+    // tear-down and must find it gone.
+    static void SetUpTestSuite() { keeper_ = make_mpi(); }
+    static void TearDownTestSuite() { keeper_.reset(); }
+
     void SetUp() override {
         comm_ = make_mpi();
         ASSERT_NE(comm_, nullptr);
@@ -50,6 +45,7 @@ protected:
         size_ = info.group_size;
     }
 
+    static inline Comm keeper_;
     Comm comm_;
     int32_t rank_ = 0;
     int32_t size_ = 1;

@@ -197,6 +197,7 @@ std::vector<inf_status> Cluster::run(const std::vector<inf_model*>& models, std:
     std::vector<inf_status> statuses(static_cast<std::size_t>(n), INF_STATUS_OK);
     std::vector<std::string> messages(static_cast<std::size_t>(n));
     std::vector<std::vector<float>> logits(static_cast<std::size_t>(n));
+    returned_.assign(static_cast<std::size_t>(n), std::chrono::steady_clock::now());
     std::vector<std::thread> threads;
     for (int r = 0; r < n; ++r) {
         if (run != nullptr && !(*run)[static_cast<std::size_t>(r)]) {
@@ -207,6 +208,7 @@ std::vector<inf_status> Cluster::run(const std::vector<inf_model*>& models, std:
             RankPlan& p = plans[i];
             logits[i].assign(p.token_ids.size() * static_cast<std::size_t>(vocab), std::numeric_limits<float>::quiet_NaN());
             statuses[i] = inf_model_step(models[i], pool(r), &p.plan, logits[i].empty() ? nullptr : logits[i].data());
+            returned_[i] = std::chrono::steady_clock::now();
             if (statuses[i] != INF_STATUS_OK) messages[i] = inf_last_error();
         });
     }

@@ -3,6 +3,7 @@
 // Steps run on one std::thread per instance, concurrently, with the same step_id, as the engine runs them.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -67,6 +68,8 @@ public:
     std::vector<inf_status> run(const std::vector<inf_model*>& models, std::vector<RankPlan>& plans,
                                 std::vector<std::vector<float>>& feed_logits, std::int32_t vocab,
                                 std::vector<std::string>* errors = nullptr, const std::vector<bool>* run = nullptr);
+    // When each rank's inf_model_step of the last run returned (how fast survivors of a failure give up).
+    const std::vector<std::chrono::steady_clock::time_point>& returned() const { return returned_; }
 
 private:
     std::int32_t physical(int rank, int sequence, int page);
@@ -77,6 +80,7 @@ private:
     std::vector<inf_test::Pool> pools_;
     std::vector<std::vector<std::int32_t>> free_;  // per rank: unused pool pages, shuffled
     std::vector<std::map<std::pair<int, int>, std::int32_t>> placed_;
+    std::vector<std::chrono::steady_clock::time_point> returned_;
 };
 
 // The same steps on one instance with one big pool (default positions, no exchange): the reference.

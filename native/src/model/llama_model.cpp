@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <optional>
 
@@ -405,59 +406,76 @@ void LlamaModel::step(PagePool& pool, const inf_step_plan& plan, const StepShape
     const auto style = static_cast<inf_rope_style>(raw_enum(c.rope_style));
     timer.lap(StepPhase::embed);
 
-    for (std::int32_t l = 0; l < c.layers; ++l) {
-        const LayerWeights& w = weights_.layer(l);
-        if (own) {
-            cpu::rms_norm(x, w.attn_norm, c.norm_eps, tokens, dim, xn);
-            timer.lap(StepPhase::norm);
-            linear(xn, tokens, dim, w.wq, qw, q);
-            linear(xn, tokens, dim, w.wk, kw, k);
-            linear(xn, tokens, dim, w.wv, kw, v);
-            timer.lap(StepPhase::qkv);
-            rope_apply(q, plan.tokens, c.q_heads, c.head_dim, style, cos_table, sin_table);
-            rope_apply(k, plan.tokens, c.kv_heads, c.head_dim, style, cos_table, sin_table);
-            timer.lap(StepPhase::rope);
-            if (!located) {
-                pool.append(l, plan.tokens, pages, slots, k, v);
-            } else {
-                for (std::size_t r = 0; r < ws.append_runs.size(); r += 2) {
-                    const std::int32_t first = ws.append_runs[r];
-                    pool.append(l, ws.append_runs[r + 1], pages + first, slots + first, k + first * kw, v + first * kw);
+    // Once the exchange began, peers wait on this instance's messages: a failure here (a lost or silent peer,
+    // a protocol error, a local error) tells them at once (StepExchange::abort) instead of leaving them to
+    // wait out their timeouts.
+    std::int32_t l = 0;
+    try {
+        for (; l < c.layers; ++l) {
+            const LayerWeights& w = weights_.layer(l);
+            if (own) {
+                cpu::rms_norm(x, w.attn_norm, c.norm_eps, tokens, dim, xn);
+                timer.lap(StepPhase::norm);
+                linear(xn, tokens, dim, w.wq, qw, q);
+                linear(xn, tokens, dim, w.wk, kw, k);
+                linear(xn, tokens, dim, w.wv, kw, v);
+                timer.lap(StepPhase::qkv);
+                rope_apply(q, plan.tokens, c.q_heads, c.head_dim, style, cos_table, sin_table);
+                rope_apply(k, plan.tokens, c.kv_heads, c.head_dim, style, cos_table, sin_table);
+                timer.lap(StepPhase::rope);
+                if (!located) {
+                    pool.append(l, plan.tokens, pages, slots, k, v);
+                } else {
+                    for (std::size_t r = 0; r < ws.append_runs.size(); r += 2) {
+                        const std::int32_t first = ws.append_runs[r];
+                        pool.append(l, ws.append_runs[r + 1], pages + first, slots + first, k + first * kw,
+                                    v + first * kw);
+                    }
                 }
+                timer.lap(StepPhase::append);
             }
-            timer.lap(StepPhase::append);
+            if (exchange) {
+                exchange->send_queries(l, q, k, v);
+                timer.lap(StepPhase::exchange);
+            }
+            if (own) {
+                if (shape.sparse) {
+                    select_pages(ws, pool, l, shape);
+                    timer.lap(StepPhase::select);
+                }
+                for (AttentionGroup& group : ws.groups) {
+                    attend(ws, group, pool, l, plan, shape);
+                }
+                timer.lap(StepPhase::attention);
+            }
+            if (exchange) {
+                exchange->serve(l, timer);
+                exchange->merge_replies(l, attn, lse);
+                timer.lap(StepPhase::exchange);
+            }
+            if (!own) {
+                continue;
+            }
+            linear(attn, tokens, qw, w.wo, dim, x, 1.0F);  // beta 1: the residual add
+            timer.lap(StepPhase::output);
+            cpu::rms_norm(x, w.ffn_norm, c.norm_eps, tokens, dim, xn);
+            timer.lap(StepPhase::norm);
+            linear(xn, tokens, dim, w.gate, ffn, gate);
+            linear(xn, tokens, dim, w.up, ffn, up);
+            cpu::silu_mul(gate, up, tokens * ffn);
+            linear(gate, tokens, ffn, w.down, dim, x, 1.0F);
+            timer.lap(StepPhase::mlp);
         }
+    } catch (const std::exception& error) {
         if (exchange) {
-            exchange->send_queries(l, q, k, v);
-            timer.lap(StepPhase::exchange);
+            exchange->abort(l, error.what());
         }
-        if (own) {
-            if (shape.sparse) {
-                select_pages(ws, pool, l, shape);
-                timer.lap(StepPhase::select);
-            }
-            for (AttentionGroup& group : ws.groups) {
-                attend(ws, group, pool, l, plan, shape);
-            }
-            timer.lap(StepPhase::attention);
-        }
+        throw;
+    } catch (...) {
         if (exchange) {
-            exchange->serve(l, timer);
-            exchange->merge_replies(l, attn, lse);
-            timer.lap(StepPhase::exchange);
+            exchange->abort(l, "an unknown error");
         }
-        if (!own) {
-            continue;
-        }
-        linear(attn, tokens, qw, w.wo, dim, x, 1.0F);  // beta 1: the residual add
-        timer.lap(StepPhase::output);
-        cpu::rms_norm(x, w.ffn_norm, c.norm_eps, tokens, dim, xn);
-        timer.lap(StepPhase::norm);
-        linear(xn, tokens, dim, w.gate, ffn, gate);
-        linear(xn, tokens, dim, w.up, ffn, up);
-        cpu::silu_mul(gate, up, tokens * ffn);
-        linear(gate, tokens, ffn, w.down, dim, x, 1.0F);
-        timer.lap(StepPhase::mlp);
+        throw;
     }
 
     if (plan.logit_rows == 0) {

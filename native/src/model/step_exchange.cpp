@@ -2,7 +2,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/log.h"
@@ -18,11 +21,31 @@ namespace {
 constexpr std::int32_t kMagic = 0x48435849;  // "IXCH"
 constexpr std::int32_t kQuery = 1;
 constexpr std::int32_t kReply = 2;
+constexpr std::int32_t kAbort = 3;  // the sender gave the step up; rows holds the length of its reason
 constexpr std::size_t kHeaderInts = 10;
 constexpr std::size_t kRowsField = 6;  // header index of the message's rows
 constexpr std::size_t kPartInts = 4;  // rows, sends_kv, first_position, kv_length
+// Abort reasons nest as the abort spreads ("rank 2 aborted step 9: rank 0 aborted step 9: ..."); this keeps
+// them small whatever the depth, while the head and the tail (where the original cause is) survive.
+constexpr std::size_t kMaxReason = 4096;
+constexpr std::size_t kReasonHead = 1024;
 
 const char* kind_name(std::int32_t kind) { return kind == kQuery ? "query" : "reply"; }
+
+// "a query", "a reply" or "an abort": what a message of this step header is, for the log and errors.
+const char* a_kind(std::int32_t header_kind, std::int32_t expected) {
+    return header_kind == kAbort ? "an abort" : expected == kQuery ? "a query" : "a reply";
+}
+
+std::string clip_reason(const char* reason) {
+    std::string text = reason != nullptr ? reason : "";
+    if (text.size() <= kMaxReason) {
+        return text;
+    }
+    static constexpr const char kCut[] = " [...] ";
+    const std::size_t tail = kMaxReason - kReasonHead - (sizeof kCut - 1);
+    return text.substr(0, kReasonHead) + kCut + text.substr(text.size() - tail);
+}
 
 // (rank, first part, end part) for each run of equal ranks.
 void group_by_rank(const std::int32_t* ranks, std::int32_t parts, std::vector<std::int32_t>& groups) {
@@ -100,7 +123,11 @@ StepExchange::StepExchange(const inf_model_config& config, const Device& device,
 
 float* StepExchange::begin_message(std::size_t floats, std::int32_t kind, std::int32_t layer, std::int32_t parts,
                                    std::int32_t rows) {
-    float* message = grow(ws_.outbox, static_cast<std::int64_t>(floats));
+    return write_header(grow(ws_.outbox, static_cast<std::int64_t>(floats)), kind, layer, parts, rows);
+}
+
+float* StepExchange::write_header(float* message, std::int32_t kind, std::int32_t layer, std::int32_t parts,
+                                  std::int32_t rows) const {
     const auto step = static_cast<std::uint64_t>(ex_.step_id);
     const std::int32_t header[kHeaderInts] = {kMagic,
                                               kind,
@@ -191,13 +218,16 @@ std::size_t StepExchange::receive(std::int32_t peer, std::int32_t tag, std::int3
                                                     (static_cast<std::uint64_t>(static_cast<std::uint32_t>(h[3])) << 32U));
         if (step < ex_.step_id) {
             // Left over from a step that failed before this one: nobody waits for it any more.
-            log(INF_LOG_LEVEL_DEBUG, "step exchange: dropped a ", kind_name(kind), " of step_id ", step, " (layer ", h[4],
+            log(INF_LOG_LEVEL_DEBUG, "step exchange: dropped ", a_kind(h[1], kind), " of step_id ", step, " (layer ", h[4],
                 ") from rank ", peer, " while running step_id ", ex_.step_id);
             continue;
         }
         if (step > ex_.step_id) {
-            fail(INF_STATUS_PEER_FAILED, "step exchange: rank ", peer, " sent a ", kind_name(kind), " of step_id ", step,
+            fail(INF_STATUS_PEER_FAILED, "step exchange: rank ", peer, " sent ", a_kind(h[1], kind), " of step_id ", step,
                  " while this instance runs step_id ", ex_.step_id, " (every instance must run the same step)");
+        }
+        if (h[1] == kAbort) {
+            throw_aborted(peer, bytes);
         }
         const std::int32_t expected[kHeaderInts] = {
             kMagic, kind, h[2], h[3], layer, parts, h[6], static_cast<std::int32_t>(q_width_), static_cast<std::int32_t>(kv_width_),
@@ -389,6 +419,58 @@ void StepExchange::merge_replies(std::int32_t layer, float* attn, float* lse) {
                 part_lse += heads;
             }
         }
+    }
+}
+
+void StepExchange::throw_aborted(std::int32_t peer, std::uint64_t bytes) const {
+    std::int32_t length = 0;
+    std::memcpy(&length, ws_.inbox.data() + kRowsField, sizeof length);
+    const std::uint64_t room = bytes - kHeaderInts * sizeof(float);  // receive checked bytes >= the header
+    std::string reason;
+    if (length < 0 || static_cast<std::uint64_t>(length) > room) {
+        reason = cat("(a malformed abort message: a reason of ", length, " bytes in ", room, ")");
+    } else {
+        reason.assign(reinterpret_cast<const char*>(ws_.inbox.data() + kHeaderInts), static_cast<std::size_t>(length));
+        for (char& c : reason) {  // the text ends up in a C string and in logs: no NULs or control bytes
+            if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') {
+                c = '?';
+            }
+        }
+    }
+    // "rank", not "peer": callers read "peer N" as "instance N is lost", and the aborting rank is alive.
+    fail(INF_STATUS_PEER_FAILED, "rank ", peer, " aborted step ", ex_.step_id, ": ", reason);
+}
+
+void StepExchange::abort(std::int32_t layer, const char* reason) noexcept {
+    try {
+        const std::string text = clip_reason(reason);
+        const std::size_t floats = kHeaderInts + (text.size() + sizeof(float) - 1) / sizeof(float);
+        std::vector<float> message(floats, 0.0F);  // its own buffer: the outbox may hold a half-built message
+        write_header(message.data(), kAbort, layer, 0, static_cast<std::int32_t>(text.size()));
+        std::memcpy(message.data() + kHeaderInts, text.data(), text.size());
+        // The (rank, tag) pairs peers may wait on: the servers of this instance's parts wait for its queries,
+        // the homes of the parts it serves wait for its replies. A rank listed in several runs is told once.
+        const auto tell = [&](const std::vector<std::int32_t>& groups, std::int32_t tag) {
+            for (std::size_t g = 0; g < groups.size(); g += 3) {
+                bool told = false;
+                for (std::size_t e = 0; e < g; e += 3) {
+                    told = told || groups[e] == groups[g];
+                }
+                if (told) {
+                    continue;
+                }
+                try {
+                    comm_.send(groups[g], tag, message.data(), floats * sizeof(float));
+                } catch (const std::exception& error) {  // gone or unreachable: it has nothing to wait for
+                    log(INF_LOG_LEVEL_DEBUG, "step exchange: could not tell rank ", groups[g], " that step_id ",
+                        ex_.step_id, " is aborted: ", error.what());
+                }
+            }
+        };
+        tell(ws_.remote_groups, kExchangeQueryTag);
+        tell(ws_.served_groups, kExchangeReplyTag);
+    } catch (...) {
+        // Out of memory building the message: the peers fall back to their timeouts.
     }
 }
 

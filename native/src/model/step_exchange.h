@@ -15,6 +15,16 @@
 // k and v [rows][kv_width]. Reply: o [rows][q_width] of all parts, then lse [rows][q_heads]. The receiver
 // checks every field against its own plan: a message of an older step_id is left over from a failed step
 // and dropped; anything else that disagrees is INF_STATUS_PEER_FAILED naming the rank and the field.
+//
+// Abort: an instance whose step fails once the exchange began (a lost or silent peer, a protocol error, a
+// local error) would leave the peers that wait on it waiting out their whole timeout, since it is alive but
+// sends nothing more. So it sends, best effort, one abort message (kind 3, parts 0, rows = length of the
+// reason in bytes, then the reason's bytes padded to whole floats) on the query tag to each rank that serves
+// its parts and on the reply tag to each rank whose parts it serves: exactly the (rank, tag) pairs those
+// peers may be waiting on. A receiver that finds an abort of its step fails at once with PEER_FAILED
+// "rank N aborted step S: <reason>" ("rank", never "peer N": the aborting rank is alive; the reason keeps
+// the original text, which names the truly lost "peer K") and, failing, aborts to its own peers in turn, so
+// the abort spreads along chains of waits, once per instance. An abort of an older step is stale: dropped.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +56,9 @@ public:
     void serve(std::int32_t layer, StepProfile::Timer& timer);
     // 4: attn [tokens][q_width] and lse [tokens][q_heads] hold the local results and get the merged ones.
     void merge_replies(std::int32_t layer, float* attn, float* lse);
+    // The step failed in layer with reason (the exception's text): tells the peers (see "Abort" above).
+    // Never throws: a peer that is gone or unreachable simply misses it.
+    void abort(std::int32_t layer, const char* reason) noexcept;
 
 private:
     // Receives the next message of this step from (peer, tag) into ws_.inbox, dropping older steps'
@@ -55,8 +68,11 @@ private:
     void check_part(std::int32_t peer, std::int32_t kind, std::int32_t layer, std::int32_t p, const std::int32_t expected[4]) const;
     // Writes the header and returns where the descriptors start.
     float* begin_message(std::size_t floats, std::int32_t kind, std::int32_t layer, std::int32_t parts, std::int32_t rows);
+    float* write_header(float* message, std::int32_t kind, std::int32_t layer, std::int32_t parts, std::int32_t rows) const;
     void send(std::int32_t peer, std::int32_t tag, std::size_t floats, std::int32_t layer, const char* what);
     void append_rows(std::int32_t layer, std::int32_t part, const float* k, const float* v);
+    // Throws PEER_FAILED "rank <peer> aborted step S: <reason>" for the abort message of bytes in ws_.inbox.
+    [[noreturn]] void throw_aborted(std::int32_t peer, std::uint64_t bytes) const;
 
     const inf_model_config& config_;
     const Device& device_;
