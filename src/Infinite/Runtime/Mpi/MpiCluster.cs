@@ -73,12 +73,13 @@ public sealed class MpiCluster : IDisposable
         if (Rank != 0)
             throw new InvalidOperationException($"rank {Rank} is a worker; only rank 0 drives the cluster");
         WorkerShape shape = Shape();
+        var failure = new StepFailure();
         var remotes = new List<RemoteInstance>();
         try
         {
             for (int r = 1; r < Size; r++)
             {
-                var remote = new RemoteInstance(Communicator, r, replyTimeout);
+                var remote = new RemoteInstance(Communicator, r, replyTimeout, failure);
                 remotes.Add(remote);
                 remote.Handshake(shape);
             }
@@ -89,7 +90,7 @@ public sealed class MpiCluster : IDisposable
                 remote.Dispose();
             throw;
         }
-        return new DistributedExecutor(config, shape.PageSize, shape.PagesPerInstance, [new BorrowedRunner(_instance), .. remotes]);
+        return new DistributedExecutor(config, shape.PageSize, shape.PagesPerInstance, [new BorrowedRunner(_instance, failure), .. remotes]);
     }
 
     /// <summary>Ranks 1 ..: serves rank 0's commands until it shuts this rank down; returns the steps run.</summary>
@@ -102,12 +103,26 @@ public sealed class MpiCluster : IDisposable
         _device.Dispose();
     }
 
-    /// <summary>Rank 0's own instance inside the executor, which must not dispose it (this cluster does).</summary>
-    private sealed class BorrowedRunner(LocalInstance inner) : IInstanceRunner
+    /// <summary>Rank 0's own instance inside the executor, which must not dispose it (this cluster does). A failed
+    /// step is flagged so the remote runners stop waiting for replies of that step.</summary>
+    private sealed class BorrowedRunner(LocalInstance inner, StepFailure failure) : IInstanceRunner
     {
         public int Rank => inner.Rank;
         public bool IsFailed => inner.IsFailed;
-        public void Step(InstancePlan plan, Span<float> logits) => inner.Step(plan, logits);
+
+        public void Step(InstancePlan plan, Span<float> logits)
+        {
+            try
+            {
+                inner.Step(plan, logits);
+            }
+            catch
+            {
+                failure.Fail(plan.StepId);
+                throw;
+            }
+        }
+
         public void SendPages(int peer, ReadOnlySpan<int> pages) => inner.SendPages(peer, pages);
         public void ReceivePages(int peer, ReadOnlySpan<int> pages) => inner.ReceivePages(peer, pages);
         public void Dispose() { }

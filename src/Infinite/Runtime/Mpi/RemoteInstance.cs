@@ -13,13 +13,16 @@ public sealed class RemoteInstance : IInstanceRunner
 {
     private readonly Communicator _comm;
     private readonly TimeSpan _replyTimeout;
+    private readonly StepFailure? _stepFailure;
     private bool _disposed;
 
     /// <param name="comm">Rank 0's endpoint (shared with rank 0's own instance and the other remote instances).</param>
     /// <param name="rank">The worker's rank (1 .. size-1).</param>
     /// <param name="replyTimeout">How long a command may run on the worker (a long prefill chunk takes seconds);
     /// the communicator's own timeout only bounds each wait in between.</param>
-    public RemoteInstance(Communicator comm, int rank, TimeSpan replyTimeout)
+    /// <param name="stepFailure">Set when another instance's share of the current step failed: then a missing reply
+    /// is not waited for beyond the communicator's timeout (a dead worker never answers).</param>
+    public RemoteInstance(Communicator comm, int rank, TimeSpan replyTimeout, StepFailure? stepFailure = null)
     {
         ArgumentNullException.ThrowIfNull(comm);
         if (rank < 1 || rank >= comm.Size)
@@ -28,6 +31,7 @@ public sealed class RemoteInstance : IInstanceRunner
         _comm = comm;
         Rank = rank;
         _replyTimeout = replyTimeout;
+        _stepFailure = stepFailure;
     }
 
     public int Rank { get; }
@@ -48,7 +52,8 @@ public sealed class RemoteInstance : IInstanceRunner
     public void Step(InstancePlan plan, Span<float> logits)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        Run(WorkerProtocol.Command.Step, InstancePlanCodec.Encode(plan), logits);
+        _comm.Send(Rank, WorkerProtocol.ControlTag, WorkerProtocol.EncodeCommand(WorkerProtocol.Command.Step, InstancePlanCodec.Encode(plan)));
+        WorkerProtocol.ReadReply(Rank, AwaitReply(plan.StepId), logits);
     }
 
     public void SendPages(int peer, ReadOnlySpan<int> pages) =>
@@ -65,7 +70,9 @@ public sealed class RemoteInstance : IInstanceRunner
         _disposed = true;
         try
         {
-            Run(WorkerProtocol.Command.Shutdown, [], []);
+            // One communicator timeout at most: a gone worker must not hold up rank 0's shutdown.
+            _comm.Send(Rank, WorkerProtocol.ControlTag, WorkerProtocol.EncodeCommand(WorkerProtocol.Command.Shutdown, []));
+            WorkerProtocol.ReadReply(Rank, _comm.Receive(Rank, WorkerProtocol.ReplyTag), []);
         }
         catch (Exception e) when (e is InfiniteException or WorkerFailedException or InvalidDataException or ObjectDisposedException)
         {
@@ -78,7 +85,7 @@ public sealed class RemoteInstance : IInstanceRunner
         WorkerProtocol.ReadReply(Rank, AwaitReply(), result);
     }
 
-    private byte[] AwaitReply()
+    private byte[] AwaitReply(long stepId = -1)
     {
         var clock = Stopwatch.StartNew();
         while (true)
@@ -87,10 +94,23 @@ public sealed class RemoteInstance : IInstanceRunner
             {
                 return _comm.Receive(Rank, WorkerProtocol.ReplyTag);
             }
-            catch (CommunicationTimeoutException) when (clock.Elapsed < _replyTimeout)
+            catch (CommunicationTimeoutException) when (clock.Elapsed < _replyTimeout && !(_stepFailure?.Failed(stepId) ?? false))
             {
-                // A long command: keep waiting up to the reply timeout (a dead worker fails faster: PeerFailed).
+                // A long command: keep waiting up to the reply timeout, unless the step already failed elsewhere.
             }
         }
     }
+}
+
+/// <summary>
+/// Shared by the runners of one MPI cluster: the step id whose share failed on some instance, so that rank 0 stops
+/// waiting for a worker's reply that may never come (under Open MPI without ULFM a dead rank is only ever a silence).
+/// </summary>
+public sealed class StepFailure
+{
+    private long _failedStep = -1;
+
+    public void Fail(long stepId) => Interlocked.Exchange(ref _failedStep, stepId);
+
+    public bool Failed(long stepId) => stepId >= 0 && Interlocked.Read(ref _failedStep) == stepId;
 }
