@@ -135,14 +135,49 @@ public sealed class NativeModel : IDisposable
         }
     }
 
-    /// <summary>Runs this instance's share of a distributed step (DistAttention): local pages as in a dense step
-    /// (with <see cref="NativeStepPlan.PagePositions"/>), remote parts and served parts exchanged per layer over
-    /// <see cref="NativeStepExchange.Communicator"/>. Every instance of the group calls this for the same step id at
-    /// the same time. Not combined with sparse attention.</summary>
+    /// <summary>Runs this instance's share of a distributed step with sparse attention: streaming heads apply the Λ mask
+    /// on every instance, and page selection (which needs <see cref="NativeSparseStep.SelectionStore"/> empty: a
+    /// reusable selection is not supported with several instances) takes a global top-k at each sequence's home.</summary>
     /// <exception cref="ArgumentException">Spans disagree in length (checked here: native code cannot see lengths).</exception>
     /// <exception cref="PeerFailedException">A peer this step exchanges with is gone.</exception>
     /// <exception cref="CommunicationTimeoutException">A peer did not answer within the communicator's timeout.</exception>
-    public unsafe void Step(PagePool pool, in NativeStepPlan plan, in NativeStepExchange exchange, Span<float> logits)
+    public unsafe void Step(PagePool pool, in NativeStepPlan plan, in NativeSparseStep sparse, in NativeStepExchange exchange,
+        Span<float> logits)
+    {
+        CheckSparse(plan, sparse);
+        fixed (int* streaming = sparse.StreamingHeads, store = sparse.SelectionStore, slots = sparse.SelectionSlots, reselect = sparse.Reselect)
+        {
+            inf_sparse_step native = new()
+            {
+                size = (uint)sizeof(inf_sparse_step),
+                streaming_heads = sparse.StreamingHeads.IsEmpty ? null : streaming,
+                decode_sink_tokens = sparse.DecodeSinkTokens,
+                decode_local_tokens = sparse.DecodeLocalTokens,
+                prefill_sink_tokens = sparse.PrefillSinkTokens,
+                prefill_local_tokens = sparse.PrefillLocalTokens,
+                budget_tokens = sparse.BudgetTokens,
+                per_query_head = sparse.PerQueryHead ? 1 : 0,
+                selection_store = sparse.SelectionStore.IsEmpty ? null : store,
+                slot_ints = sparse.SelectionStore.IsEmpty ? 0 : sparse.SlotInts,
+                selection_slots = sparse.SelectionStore.IsEmpty ? null : slots,
+                reselect = sparse.SelectionStore.IsEmpty ? null : reselect,
+            };
+            RunExchange(pool, plan, exchange, logits, &native);
+        }
+    }
+
+    /// <summary>Runs this instance's share of a distributed step (DistAttention): local pages as in a dense step
+    /// (with <see cref="NativeStepPlan.PagePositions"/>), remote parts and served parts exchanged per layer over
+    /// <see cref="NativeStepExchange.Communicator"/>. Every instance of the group calls this for the same step id at
+    /// the same time. Dense; the overload with a <see cref="NativeSparseStep"/> runs sparse attention.</summary>
+    /// <exception cref="ArgumentException">Spans disagree in length (checked here: native code cannot see lengths).</exception>
+    /// <exception cref="PeerFailedException">A peer this step exchanges with is gone.</exception>
+    /// <exception cref="CommunicationTimeoutException">A peer did not answer within the communicator's timeout.</exception>
+    public unsafe void Step(PagePool pool, in NativeStepPlan plan, in NativeStepExchange exchange, Span<float> logits) =>
+        RunExchange(pool, plan, exchange, logits, null);
+
+    private unsafe void RunExchange(PagePool pool, in NativeStepPlan plan, in NativeStepExchange exchange, Span<float> logits,
+        inf_sparse_step* sparse)
     {
         if (exchange.Communicator is null)
         {
@@ -176,7 +211,7 @@ public sealed class NativeModel : IDisposable
                 served_receives_kv = exchange.ServedReceivesKv.IsEmpty ? null : receivesKv,
                 served_append_pages = exchange.ServedAppendPages.IsEmpty ? null : appendPages,
             };
-            Run(pool, plan, logits, null, &native);
+            Run(pool, plan, logits, sparse, &native);
         }
     }
 

@@ -235,7 +235,7 @@ SingleInstance::SingleInstance(inf_device* device, const inf_page_pool_config& p
 
 inf_status SingleInstance::run(inf_model* model, const std::vector<DistSequence>& sequences,
                                const std::vector<DistFeed>& feeds, std::vector<std::vector<float>>& feed_logits,
-                               std::int32_t vocab) {
+                               std::int32_t vocab, const inf_sparse_step* sparse) {
     std::vector<SequenceStep> steps;
     const auto per_sequence = static_cast<std::int32_t>(shuffled_.size() / std::max<std::size_t>(1, sequences.size()));
     for (const DistFeed& feed : feeds) {
@@ -249,7 +249,7 @@ inf_status SingleInstance::run(inf_model* model, const std::vector<DistSequence>
         steps.push_back(std::move(s));
     }
     std::vector<float> logits;
-    const inf_status status = run_step(model, pool_.get(), steps, nullptr, logits, vocab);
+    const inf_status status = run_step(model, pool_.get(), steps, sparse, logits, vocab);
     feed_logits.clear();
     std::size_t row = 0;
     for (const DistFeed& feed : feeds) {

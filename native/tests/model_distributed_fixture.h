@@ -88,8 +88,9 @@ class SingleInstance {
 public:
     SingleInstance(inf_device* device, const inf_page_pool_config& pool, std::uint32_t seed);
     // Logits per feed ([count][vocab]).
+    // sparse: the step's sparse fields (per-sequence arrays indexed by feed), or null.
     inf_status run(inf_model* model, const std::vector<DistSequence>& sequences, const std::vector<DistFeed>& feeds,
-                   std::vector<std::vector<float>>& feed_logits, std::int32_t vocab);
+                   std::vector<std::vector<float>>& feed_logits, std::int32_t vocab, const inf_sparse_step* sparse = nullptr);
 
 private:
     inf_test::Pool pool_;

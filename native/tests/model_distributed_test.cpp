@@ -36,6 +36,8 @@ struct Scenario {
     double tolerance = 1e-5;
     bool null_positions = false;  // ranks whose tables are pages 0, 1, ... pass page_positions = null
     bool model_per_instance = false;
+    const inf_sparse_step* sparse = nullptr;  // every rank's plan and the single instance's step take it
+    std::int32_t logical_page_size = 0;       // > 0: the pools keep summaries (page selection)
 };
 
 // Feeds of one prefill chunk (every sequence that still has prompt left) or one decode step.
@@ -62,19 +64,21 @@ void run_scenario(Scenario scenario, std::uint32_t seed) {
     }
     const auto seqs = scenario.sequences.size();
     const std::int32_t vocab = config.vocab_size;
-    Cluster cluster(device.get(), scenario.instances, pool_config(scenario.dtype, 2, 2, 16, kPage, 48, 0), kTimeoutMs, seed);
-    SingleInstance single(device.get(), pool_config(scenario.dtype, 2, 2, 16, kPage, 64, 0), seed + 1);
+    const std::int32_t logical = scenario.logical_page_size;
+    Cluster cluster(device.get(), scenario.instances, pool_config(scenario.dtype, 2, 2, 16, kPage, 48, logical), kTimeoutMs, seed);
+    SingleInstance single(device.get(), pool_config(scenario.dtype, 2, 2, 16, kPage, 64, logical), seed + 1);
 
     std::int64_t step_id = 100;
     std::vector<std::vector<float>> got, expected;
     auto step = [&](const std::vector<DistFeed>& feeds) {
         auto plans = cluster.plans(scenario.sequences, feeds, step_id++, scenario.null_positions);
+        for (RankPlan& p : plans) p.plan.sparse = scenario.sparse;
         std::vector<std::string> errors;
         const auto statuses = cluster.run(models, plans, got, vocab, &errors);
         for (int r = 0; r < scenario.instances; ++r) {
             EXPECT_EQ(statuses[static_cast<std::size_t>(r)], INF_STATUS_OK) << "rank " << r << ": " << errors[static_cast<std::size_t>(r)];
         }
-        ASSERT_OK(single.run(models[0], scenario.sequences, feeds, expected, vocab));
+        ASSERT_OK(single.run(models[0], scenario.sequences, feeds, expected, vocab, scenario.sparse));
         ASSERT_EQ(got.size(), feeds.size());
         for (std::size_t f = 0; f < feeds.size(); ++f) {
             SCOPED_TRACE(testing::Message() << "sequence " << feeds[f].sequence << " positions " << feeds[f].first << ".."
@@ -187,6 +191,178 @@ TEST(ModelDistributed, Bf16PoolMatchesOneInstance) {
     }
 }
 
+// Sparse steps (LServe) across instances, stage 1: streaming heads with the Λ mask (decode and prefill windows
+// chosen per part as the home chooses them for its rows: a part of one row is a decode), retrieval heads dense.
+// Windows that are not whole pages, so the mask itself (not only the page lists) decides which keys count.
+namespace {
+
+struct StreamingSparse {
+    std::vector<std::int32_t> streaming{1, 0, 0, 1};  // [layers][kv_heads]: one streaming head per layer
+    inf_sparse_step step{};
+    explicit StreamingSparse(std::int32_t budget_tokens = 0) {
+        step.size = sizeof step;
+        step.streaming_heads = streaming.data();
+        step.decode_sink_tokens = 5;
+        step.decode_local_tokens = 20;
+        step.prefill_sink_tokens = 3;
+        step.prefill_local_tokens = 10;
+        step.budget_tokens = budget_tokens;
+    }
+};
+
+}  // namespace
+
+TEST(ModelDistributedSparse, StreamingHeadsMatchOneInstance) {
+    StreamingSparse sparse;
+    for (int n : {2, 4}) {
+        SCOPED_TRACE(testing::Message() << n << " instances, alternating pages");
+        Scenario s;
+        s.instances = n;
+        s.sparse = &sparse.step;
+        s.sequences = {placed(0, owners([n](std::int32_t i) { return i % n; }))};
+        run_scenario(s, 270 + static_cast<std::uint32_t>(n));
+    }
+    for (int n : {2, 4}) {
+        SCOPED_TRACE(testing::Message() << n << " instances, two homes serving each other");
+        Scenario s;
+        s.instances = n;
+        s.sparse = &sparse.step;
+        s.sequences = {placed(0, owners([n](std::int32_t i) { return i < 2 ? 1 + i % (n - 1) : 0; })),
+                       placed(1, owners([n](std::int32_t i) { return (i + 1) % n; }))};
+        run_scenario(s, 280 + static_cast<std::uint32_t>(n));
+    }
+}
+
+// Every head streaming in one layer, none in the other; all pages remote (the home attends over nothing);
+// default positions on the home where its pages are a prefix.
+TEST(ModelDistributedSparse, AllStreamingAndAllRemote) {
+    StreamingSparse sparse;
+    sparse.streaming = {1, 1, 0, 0};
+    sparse.step.streaming_heads = sparse.streaming.data();
+    for (int n : {2, 4}) {
+        SCOPED_TRACE(testing::Message() << n << " instances");
+        Scenario all_remote;
+        all_remote.instances = n;
+        all_remote.sparse = &sparse.step;
+        all_remote.sequences = {placed(0, owners([n](std::int32_t i) { return 1 + i % (n - 1); }))};
+        run_scenario(all_remote, 290 + static_cast<std::uint32_t>(n));
+        Scenario prefix;
+        prefix.instances = n;
+        prefix.sparse = &sparse.step;
+        prefix.null_positions = true;
+        prefix.sequences = {placed(0, owners([n](std::int32_t i) { return i < 2 ? 0 : 1 + i % (n - 1); }))};
+        run_scenario(prefix, 295 + static_cast<std::uint32_t>(n));
+    }
+}
+
+// A budget that covers every sequence (kv_length <= budget_tokens) selects nothing: the step runs.
+TEST(ModelDistributedSparse, BudgetCoveringEverySequenceRuns) {
+    StreamingSparse sparse(4 * kPage);
+    Scenario s;
+    s.instances = 2;
+    s.sparse = &sparse.step;
+    s.sequences = {placed(0, owners([](std::int32_t i) { return i % 2; }))};
+    run_scenario(s, 299);
+}
+
+// Stage 2: retrieval heads with page selection every step (selection_store null). Decodes at kv_length 51..56
+// (4 pages) keep 2 pages per list: the home's global top-k over every instance's scores must choose what one
+// instance's selector chooses. Per KV head and per query head, with and without streaming heads, pages spread
+// over 2 and 4 instances (alternating: every rank holds one of the 4 pages), two homes serving each other.
+TEST(ModelDistributedSparse, PageSelectionMatchesOneInstance) {
+    for (const std::int32_t per_query_head : {0, 1}) {
+        for (const bool with_streaming : {false, true}) {
+            StreamingSparse sparse(2 * kPage);
+            sparse.step.per_query_head = per_query_head;
+            if (!with_streaming) sparse.step.streaming_heads = nullptr;
+            for (int n : {2, 4}) {
+                SCOPED_TRACE(testing::Message() << n << " instances, per_query_head " << per_query_head << ", streaming "
+                                                << with_streaming);
+                Scenario s;
+                s.instances = n;
+                s.sparse = &sparse.step;
+                s.logical_page_size = 8;
+                s.sequences = {placed(0, owners([n](std::int32_t i) { return i % n; })),
+                               placed(1, owners([n](std::int32_t i) { return (i + 3) % n; }))};
+                run_scenario(s, 300 + static_cast<std::uint32_t>(n) + 10 * static_cast<std::uint32_t>(per_query_head));
+                if (testing::Test::HasFailure()) return;
+            }
+        }
+    }
+}
+
+// The home holds none of the pages, or all but the newest; one instance only serves.
+TEST(ModelDistributedSparse, PageSelectionWithOneSidedPlacements) {
+    StreamingSparse sparse(2 * kPage);
+    Scenario s;
+    s.instances = 3;
+    s.sparse = &sparse.step;
+    s.logical_page_size = 8;
+    s.sequences = {placed(0, owners([](std::int32_t i) { return 1 + i % 2; })),
+                   placed(1, owners([](std::int32_t i) { return i < 3 ? 1 : 2; }))};
+    run_scenario(s, 330);
+}
+
+// A reusable selection (selection_store) is refused with several instances, on the home and on the server.
+TEST(ModelDistributedSparse, ReusableSelectionIsRefused) {
+    const auto device = make_device();
+    const inf_model_config config = tiny_config();
+    const RandomWeights weights(config, INF_TENSOR_TYPE_F32, 7);
+    const auto model = make_model(device.get(), config, weights);
+    Cluster cluster(device.get(), 2, pool_config(INF_DTYPE_F32, 2, 2, 16, kPage, 16, 8), 1000, 8);
+    std::vector<DistSequence> sequences = {placed(0, owners([](std::int32_t i) { return i % 2; }))};
+    sequences[0].tokens = random_tokens(kPrompt + 1, config.vocab_size, 9);
+    StreamingSparse sparse(2 * kPage);
+    std::vector<std::int32_t> store(64, 0);
+    const std::int32_t slot = 0;
+    const std::int32_t reselect = 1;
+    sparse.step.selection_store = store.data();
+    sparse.step.slot_ints = 64;
+    sparse.step.selection_slots = &slot;
+    sparse.step.reselect = &reselect;
+    auto plans = cluster.plans(sequences, {{0, kPrompt, 1}}, 1);
+    std::vector<float> logits(static_cast<std::size_t>(config.vocab_size), std::nanf(""));
+    plans[0].plan.sparse = &sparse.step;
+    EXPECT_ERROR(INF_STATUS_UNSUPPORTED, "reusable selection with several instances is not supported yet (decode sequence 0",
+                 inf_model_step(model.get(), cluster.pool(0), &plans[0].plan, logits.data()));
+    plans[1].plan.sparse = &sparse.step;
+    EXPECT_ERROR(INF_STATUS_UNSUPPORTED, "reusable selection with several instances is not supported yet (served part 0",
+                 inf_model_step(model.get(), cluster.pool(1), &plans[1].plan, nullptr));
+    for (int r = 0; r < 2; ++r) {
+        inf_comm_info info{};
+        info.size = sizeof info;
+        EXPECT_OK(inf_comm_get_info(cluster.comm(r), &info));
+        EXPECT_EQ(info.messages_sent, 0U) << "a refused plan sends nothing";
+    }
+}
+
+// Plans that disagree on who holds a page: the creditor scores a page at position 0, which the home holds too.
+// The home fails PEER_FAILED naming both ranks and the position, and its abort reaches the creditor, which
+// waits for the home's selection, at once (not after its timeout).
+TEST(ModelDistributedSparse, ScoresOfAPageTheHomeHoldsArePeerFailed) {
+    const auto device = make_device();
+    const inf_model_config config = tiny_config();
+    const RandomWeights weights(config, INF_TENSOR_TYPE_F32, 17);
+    const auto model = make_model(device.get(), config, weights);
+    Cluster cluster(device.get(), 2, pool_config(INF_DTYPE_F32, 2, 2, 16, kPage, 16, 8), kTimeoutMs, 18);
+    std::vector<DistSequence> sequences = {placed(0, owners([](std::int32_t i) { return i % 2; }))};
+    sequences[0].tokens = random_tokens(kPrompt + 1, config.vocab_size, 19);
+    StreamingSparse sparse(2 * kPage);
+    auto plans = cluster.plans(sequences, {{0, kPrompt, 1}}, 1);
+    for (RankPlan& p : plans) p.plan.sparse = &sparse.step;
+    ASSERT_EQ(plans[1].served_page_positions.size(), 2U);
+    plans[1].served_page_positions[0] = 0;  // the home's page 0
+    std::vector<std::vector<float>> got;
+    std::vector<std::string> errors;
+    const auto start = std::chrono::steady_clock::now();
+    const auto statuses = cluster.run({model.get(), model.get()}, plans, got, config.vocab_size, &errors);
+    EXPECT_EQ(statuses[0], INF_STATUS_PEER_FAILED);
+    EXPECT_THAT(errors[0], testing::HasSubstr("both hold position 0 of sequence 0"));
+    EXPECT_EQ(statuses[1], INF_STATUS_PEER_FAILED);
+    EXPECT_THAT(errors[1], testing::HasSubstr("rank 0 aborted step 1"));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(kTimeoutMs / 2));
+}
+
 namespace {
 
 // Two instances, one sequence home on rank 0 with alternating pages, the first prefill chunk's plans.
@@ -261,8 +437,9 @@ TEST_F(BadPlans, HomeSideFieldsAreNamed) {
     home.ex.size = sizeof home.ex;
     inf_sparse_step sparse{};
     sparse.size = sizeof sparse;
-    home.plan.sparse = &sparse;
-    EXPECT_ERROR(INF_STATUS_UNSUPPORTED, "plan->sparse with plan->exchange", step(0));
+    sparse.per_query_head = 2;
+    home.plan.sparse = &sparse;  // a distributed step checks its sparse fields too
+    EXPECT_ERROR(INF_STATUS_INVALID_ARGUMENT, "plan->sparse->per_query_head (2)", step(0));
     home.plan.sparse = nullptr;
     // Without an exchange, a token no entry covers is refused as well.
     home.plan.exchange = nullptr;

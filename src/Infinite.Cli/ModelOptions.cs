@@ -68,7 +68,7 @@ internal sealed class ModelOptions
 
     public Option<int> Instances { get; } = new("--instances")
     {
-        Description = "In-process instances the KV cache is spread over (DistAttention; --kv-memory is split between them, the weights are shared). Not with --sparse.",
+        Description = "In-process instances the KV cache is spread over (DistAttention; --kv-memory is split between them, the weights are shared). With --sparse, retrieval heads reselect pages every step.",
         DefaultValueFactory = _ => 1,
     };
 
@@ -134,10 +134,13 @@ internal sealed class ModelOptions
         {
             streaming = HalfStreaming(config);
         }
-        return new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget) };
+        // Several instances select pages every step (a global top-k at each home; no reusable selection yet).
+        return result.GetValue(Instances) > 1
+            ? new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), ReuseInterval = 1 }
+            : new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget) };
     }
 
-    /// <summary>--mpi, checked: not with --instances above 1 nor --sparse (one instance per rank, dense exchange).</summary>
+    /// <summary>--mpi, checked: not with --instances above 1 nor --sparse (one instance per rank; sparse plans do not cross ranks yet).</summary>
     public bool ReadMpi(ParseResult result)
     {
         if (!result.GetValue(Mpi))
@@ -150,7 +153,7 @@ internal sealed class ModelOptions
         }
         if (result.GetValue(Sparse))
         {
-            throw new ArgumentException("--sparse cannot be combined with --mpi yet (the step exchange is dense)");
+            throw new ArgumentException("--sparse cannot be combined with --mpi yet (the MPI plan codec does not carry sparse attention; --instances does)");
         }
         return true;
     }
@@ -169,17 +172,13 @@ internal sealed class ModelOptions
         return 0;
     }
 
-    /// <summary>--instances, checked: at least one, and not combined with --sparse.</summary>
+    /// <summary>--instances, checked: 1 to 1024 (with --sparse, pages are selected every step).</summary>
     public int ReadInstances(ParseResult result)
     {
         int instances = result.GetValue(Instances);
         if (instances is < 1 or > 1024)
         {
             throw new ArgumentException($"--instances {instances}: use 1 to 1024");
-        }
-        if (instances > 1 && result.GetValue(Sparse))
-        {
-            throw new ArgumentException("--sparse cannot be combined with --instances above 1 yet (the step exchange is dense)");
         }
         return instances;
     }

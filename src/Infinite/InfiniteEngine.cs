@@ -116,7 +116,7 @@ public sealed class InfiniteEngine : IAsyncDisposable
         if (options.Instances != 1)
             throw new ArgumentException($"Mpi runs one instance per rank; Instances must be 1 (it is {options.Instances})", nameof(options));
         if (options.Sparse is not null)
-            throw new ArgumentException("sparse attention is not supported with several instances yet (Mpi)", nameof(options));
+            throw new ArgumentException("sparse attention is not supported over MPI ranks yet (the MPI plan codec does not carry it; in-process Instances do)", nameof(options));
         if (!string.Equals(options.Device, "cpu", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"Mpi instances run on the CPU (host buffers); Device is {options.Device}", nameof(options));
     }
@@ -138,8 +138,11 @@ public sealed class InfiniteEngine : IAsyncDisposable
             CheckMpi(options);
         if (options.Instances < 1)
             throw new ArgumentOutOfRangeException(nameof(options), options.Instances, "Instances must be >= 1");
-        if (options.Instances > 1 && options.Sparse is not null)
-            throw new ArgumentException($"sparse attention is not supported with several instances yet (Instances = {options.Instances})", nameof(options));
+        // Several instances select pages every step (a global top-k at each home): a reused selection is not supported.
+        if (options.Instances > 1 && options.Sparse is { BudgetTokens: > 0, ReuseInterval: > 1 } reused)
+            throw new ArgumentException(
+                $"sparse attention with several instances (Instances = {options.Instances}) selects pages every step: reusable selection with several instances is not supported yet (set Sparse.ReuseInterval = 1, it is {reused.ReuseInterval})",
+                nameof(options));
         if (options.KvMemoryBytes / options.Instances < 1)
             throw new ArgumentOutOfRangeException(nameof(options), options.KvMemoryBytes, $"KvMemoryBytes cannot be split over {options.Instances} instances");
         ModelFile file = ModelFile.Open(path, progress);

@@ -294,7 +294,11 @@ internal unsafe partial struct inf_comm_info
 /// attends over its local pages; for each peer that holds more of its pages (a remote part), the home sends,
 /// in every layer, the sequence's query rows (and, when some of this step's tokens are stored there, their
 /// K and V rows); the peer appends those rows, runs one MicroAttention over all the parts it serves and sends
-/// back (o, lse), which the home merges into its own. KV never moves during attention.
+/// back (o, lse), which the home merges into its own. KV never moves during attention. With plan-&gt;sparse, a
+/// served part applies the Λ mask of the layer's streaming heads (decode windows for a part of one row, prefill
+/// windows otherwise), and a decode that selects pages has its pages scored where they live: each peer sends
+/// the home its pages' scores, the home keeps the global top budget pages (as one instance would) and tells
+/// each peer which of its pages to read.
 ///
 /// Every instance of the group calls inf_model_step for the same step_id, concurrently (each with its own plan;
 /// an instance with no sequences of its own still calls it when it serves parts). Sends never wait for the
@@ -466,7 +470,11 @@ internal unsafe partial struct inf_step_plan
     /// stored by the peer of a remote part that sends K and V.
     /// </summary>
     public int* page_positions;
-    /// <summary>Null: every page is local (one instance). Not yet combined with sparse (INF_STATUS_UNSUPPORTED).</summary>
+    /// <summary>
+    /// Null: every page is local (one instance). With sparse: streaming heads apply the Λ mask on every
+    /// instance (positions are absolute); page selection takes a global top-k at the home every step (a non-null
+    /// selection_store with a selecting sequence or served part is INF_STATUS_UNSUPPORTED).
+    /// </summary>
     public inf_step_exchange* exchange;
 }
 

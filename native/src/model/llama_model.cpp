@@ -110,9 +110,10 @@ LlamaModel::LlamaModel(std::shared_ptr<Device> device, const inf_model_config& c
       weights_(config, tensors, tensor_count, progress, user_data),
       inv_freq_(rope_inv_freq(config)) {}
 
-void LlamaModel::prepare_groups(StepWorkspace& ws, const PagePool& pool, const inf_step_plan& plan,
+void LlamaModel::prepare_groups(StepWorkspace& ws, const PagePool& /*pool*/, const inf_step_plan& plan,
                                 const StepShape& shape) const {
-    const std::int32_t page_size = pool.config().page_size;
+    // The entries' positions (filled in by step before this call when the plan gives none).
+    const std::int32_t* positions = plan.page_positions != nullptr ? plan.page_positions : ws.page_positions.data();
     for (AttentionGroup& group : ws.groups) {
         group.sequences.clear();
     }
@@ -150,7 +151,7 @@ void LlamaModel::prepare_groups(StepWorkspace& ws, const PagePool& pool, const i
             group.kv_lengths.push_back(plan.kv_lengths[s]);
             for (std::int32_t j = plan.page_starts[s]; j < plan.page_starts[s + 1]; ++j) {
                 group.page_ids.push_back(plan.page_ids[j]);
-                group.page_positions.push_back((j - plan.page_starts[s]) * page_size);
+                group.page_positions.push_back(positions[j]);
             }
             group.page_starts.push_back(static_cast<std::int32_t>(group.page_ids.size()));
         }
@@ -161,6 +162,10 @@ void LlamaModel::prepare_selection(StepWorkspace& ws, std::int32_t page_size, co
                                    const StepShape& shape) const {
     ws.select_sequences.clear();
     ws.select_of_sequence.assign(static_cast<std::size_t>(plan.sequences), -1);
+    // A distributed step's entries are anywhere in the sequence: their real positions (a single instance's
+    // sparse plan has the default ones, check_step).
+    const std::int32_t* positions =
+        !shape.exchange ? nullptr : plan.page_positions != nullptr ? plan.page_positions : ws.page_positions.data();
     const inf_sparse_step& sp = shape.sparse_step;
     ws.select_q_rows.clear();
     ws.select_kv_lengths.clear();
@@ -178,13 +183,14 @@ void LlamaModel::prepare_selection(StepWorkspace& ws, std::int32_t page_size, co
         ws.select_kv_lengths.push_back(plan.kv_lengths[s]);
         for (std::int32_t j = plan.page_starts[s]; j < plan.page_starts[s + 1]; ++j) {
             ws.select_page_ids.push_back(plan.page_ids[j]);
-            ws.select_page_positions.push_back((j - plan.page_starts[s]) * page_size);
+            ws.select_page_positions.push_back(positions != nullptr ? positions[j] : (j - plan.page_starts[s]) * page_size);
         }
         ws.select_page_starts.push_back(static_cast<std::int32_t>(ws.select_page_ids.size()));
     }
 }
 
-void LlamaModel::select_pages(StepWorkspace& ws, const PagePool& pool, std::int32_t layer, const StepShape& shape) const {
+void LlamaModel::select_pages(StepWorkspace& ws, const PagePool& pool, std::int32_t layer, const StepShape& shape,
+                              StepExchange* exchange) const {
     const auto count = static_cast<std::int32_t>(ws.select_sequences.size());
     if (count == 0) {
         return;
@@ -203,18 +209,24 @@ void LlamaModel::select_pages(StepWorkspace& ws, const PagePool& pool, std::int3
     params.page_starts = ws.select_page_starts.data();
     params.page_ids = ws.select_page_ids.data();
     params.page_positions = ws.select_page_positions.data();
-    params.head_page_starts = grow(ws.select_starts, lists + 1);
-    params.head_page_indices = grow(ws.select_indices, lists * shape.budget_pages);
     // Streaming heads never read a selection: the selector skips them (half the summaries at LServe's 0.5).
     if (shape.sparse_step.streaming_heads != nullptr) {
         params.skip_kv_heads = shape.sparse_step.streaming_heads + std::int64_t{layer} * config_.kv_heads;
     }
+    if (exchange != nullptr) {
+        // A distributed step: the global top-k over every instance's scores (StepExchange::select).
+        score_entries(*device_, params, ws.select_scratch, ws.select_starts, ws.select_indices, ws.select_scores);
+        exchange->select(layer, ws.select_sequences, ws.select_page_starts.data(), ws.select_page_positions.data(),
+                         ws.select_scores.data(), ws.select_starts, ws.select_indices);
+        return;
+    }
+    params.head_page_starts = grow(ws.select_starts, lists + 1);
+    params.head_page_indices = grow(ws.select_indices, lists * shape.budget_pages);
     Backend& backend = device_->backend();
     const std::uint64_t scratch = backend.page_select_workspace_bytes(device_->ordinal(), params);
     params.workspace = grow(ws.select_scratch, static_cast<std::int64_t>(scratch / sizeof(float) + 1));
     params.workspace_bytes = scratch;
     backend.page_select(device_->ordinal(), params);
-
     const inf_sparse_step& sp = shape.sparse_step;
     if (sp.selection_store == nullptr) {
         return;
@@ -301,7 +313,8 @@ void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool
         ws.head_indices.clear();
         std::int32_t longest = 0;
         const std::int64_t stride = 1 + std::int64_t{shape.budget_pages};
-        for (const std::int32_t s : group.sequences) {
+        for (std::size_t i = 0; i < group.sequences.size(); ++i) {
+            const std::int32_t s = group.sequences[i];
             SequenceLists in;
             in.kv_length = plan.kv_lengths[s];
             in.page_size = pool.config().page_size;
@@ -310,7 +323,21 @@ void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool
             in.streaming = streaming;
             in.sink_tokens = sink;
             in.local_tokens = local;
-            if (needs_selection(plan, shape, s)) {
+            if (shape.exchange) {
+                // A distributed step's entries are the pages held here, anywhere in the sequence: pick them by
+                // position; a selecting sequence's retrieval heads read this instance's share of the global
+                // selection (StepExchange::select).
+                const std::int32_t begin = group.all ? plan.page_starts[s] : group.page_starts[i];
+                const std::int32_t end = group.all ? plan.page_starts[s + 1] : group.page_starts[i + 1];
+                in.by_position = true;
+                in.positions = params.page_positions + begin;
+                in.entries = end - begin;
+                const std::int32_t fresh = ws.select_of_sequence[static_cast<std::size_t>(s)];
+                if (needs_selection(plan, shape, s) && fresh >= 0) {
+                    in.selected = ws.select_indices.data();
+                    in.selected_starts = ws.select_starts.data() + std::int64_t{fresh} * shape.lists_per_sequence;
+                }
+            } else if (needs_selection(plan, shape, s)) {
                 const std::int32_t fresh = ws.select_of_sequence[static_cast<std::size_t>(s)];
                 if (fresh >= 0) {
                     in.selected = ws.select_indices.data();
@@ -437,10 +464,16 @@ void LlamaModel::step(PagePool& pool, const inf_step_plan& plan, const StepShape
             if (exchange) {
                 exchange->send_queries(l, q, k, v);
                 timer.lap(StepPhase::exchange);
+                if (shape.global_selection) {
+                    // The homes' selection waits for this instance's scores: queries in first, scores out.
+                    exchange->receive_queries(l, timer);
+                    exchange->send_scores(l);
+                    timer.lap(StepPhase::select);
+                }
             }
             if (own) {
                 if (shape.sparse) {
-                    select_pages(ws, pool, l, shape);
+                    select_pages(ws, pool, l, shape, exchange ? &*exchange : nullptr);
                     timer.lap(StepPhase::select);
                 }
                 for (AttentionGroup& group : ws.groups) {

@@ -7,7 +7,9 @@
 // only for the logit rows. GEMMs use OpenBLAS's own threads; elementwise kernels and attention use the
 // library's thread pool; the two never nest. A distributed step (plan.exchange) wraps each layer's local
 // attention in the exchange of model/step_exchange.h: queries out before it, served parts and the merge of
-// the peers' partial results after it.
+// the peers' partial results after it. A distributed sparse step applies the Λ mask on every instance and, for
+// decodes that select pages, takes the global top-k at the home from every instance's page scores (the
+// creditors receive the queries and send their scores before the home's selection and local attention).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +26,8 @@
 #include "model/step_workspace.h"
 
 namespace inf {
+
+class StepExchange;
 
 class LlamaModel {
 public:
@@ -46,7 +50,9 @@ private:
     void prepare_groups(StepWorkspace& ws, const PagePool& pool, const inf_step_plan& plan, const StepShape& shape) const;
     void prepare_selection(StepWorkspace& ws, std::int32_t page_size, const inf_step_plan& plan,
                            const StepShape& shape) const;
-    void select_pages(StepWorkspace& ws, const PagePool& pool, std::int32_t layer, const StepShape& shape) const;
+    // exchange: a distributed step's (the selection is then global), or null.
+    void select_pages(StepWorkspace& ws, const PagePool& pool, std::int32_t layer, const StepShape& shape,
+                      StepExchange* exchange) const;
     void attend(StepWorkspace& ws, AttentionGroup& group, const PagePool& pool, std::int32_t layer,
                 const inf_step_plan& plan, const StepShape& shape) const;
 

@@ -22,6 +22,13 @@ struct SequenceLists {
     const std::int32_t* selected = nullptr;
     const std::int32_t* selected_starts = nullptr;  // [lists + 1] prefix offsets into selected (fresh selection)
     std::int64_t selected_stride = 0;               // slot layout: count then entries (stored selection)
+    // by_position: the sequence's entries with their positions (slot 0 of entry j at positions[j], ascending);
+    // else entry j is logical page j. A distributed step's parts hold a few pages from anywhere in the sequence,
+    // so their lists pick entries by position; a retrieval head with a selection (selected_starts form) reads
+    // the selected entries as they are (a global selection already holds the newest key's entry, if here).
+    bool by_position = false;
+    const std::int32_t* positions = nullptr;  // [entries] when by_position (null when entries is 0)
+    std::int32_t entries = 0;
 };
 
 // Appends the sequence's lists to indices, and their end offsets to starts (whose first value, 0, the

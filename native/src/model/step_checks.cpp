@@ -295,7 +295,49 @@ void check_sparse(const inf_model_config& model, const PagePool& pool, const inf
     }
 }
 
+// A distributed sparse step: streaming heads (the Λ mask) work on every instance, since positions are absolute;
+// page selection takes a global top-k at the home every step; a reusable selection (selection_store) is not
+// supported with several instances yet.
+void check_distributed_sparse(const PagePool& pool, const inf_step_plan& plan, StepShape& shape) {
+    const inf_sparse_step& sp = shape.sparse_step;
+    if (sp.budget_tokens <= 0) {
+        return;
+    }
+    std::int32_t selecting = -1;
+    for (std::int32_t s = 0; s < plan.sequences && selecting < 0; ++s) {
+        selecting = needs_selection(plan, shape, s) ? s : -1;
+    }
+    std::int32_t served = -1;
+    for (std::int32_t i = 0; i < shape.ex.served_parts && served < 0; ++i) {
+        served = served_selects(shape, i) ? i : -1;
+    }
+    shape.global_selection = selecting >= 0 || served >= 0;
+    if (!shape.global_selection) {
+        return;
+    }
+    if (sp.selection_store != nullptr) {
+        if (selecting >= 0) {
+            fail(INF_STATUS_UNSUPPORTED, "plan->sparse->selection_store with plan->exchange: reusable selection with several "
+                 "instances is not supported yet (decode sequence ", selecting, " selects pages; pass selection_store = "
+                 "null to select every step)");
+        }
+        fail(INF_STATUS_UNSUPPORTED, "plan->sparse->selection_store with plan->exchange: reusable selection with several "
+             "instances is not supported yet (served part ", served, " selects pages; pass selection_store = null to select "
+             "every step)");
+    }
+    if (pool.config().logical_page_size == 0) {
+        fail(INF_STATUS_UNSUPPORTED, "plan->sparse->budget_tokens selects pages for served part ", served,
+             " but the pool keeps no summaries (its logical_page_size is 0)");
+    }
+}
+
 }  // namespace
+
+bool served_selects(const StepShape& shape, std::int32_t i) noexcept {
+    return shape.sparse && shape.exchange && shape.sparse_step.budget_tokens > 0 &&
+           shape.ex.served_q_starts[i + 1] - shape.ex.served_q_starts[i] == 1 &&
+           shape.ex.served_kv_lengths[i] > shape.sparse_step.budget_tokens;
+}
 
 bool needs_selection(const inf_step_plan& plan, const StepShape& shape, std::int32_t s) noexcept {
     return shape.sparse && shape.sparse_step.budget_tokens > 0 && is_decode(plan, s) &&
@@ -329,15 +371,14 @@ StepShape check_step(const inf_model_config& model, const PagePool& pool, const 
     check_pages(pool, plan, shape);
     check_logits(plan, logits);
     if (plan.sparse != nullptr) {
-        if (shape.exchange) {
-            fail(INF_STATUS_UNSUPPORTED, "plan->sparse with plan->exchange: sparse attention is not yet combined with a "
-                 "distributed step (run the sequences with remote parts dense)");
-        }
-        if (plan.page_positions != nullptr && !default_positions(plan, pool.config().page_size)) {
+        if (!shape.exchange && plan.page_positions != nullptr && !default_positions(plan, pool.config().page_size)) {
             fail(INF_STATUS_UNSUPPORTED, "plan->sparse with plan->page_positions other than the default (entry j at j * "
                  "page_size): sparse lists assume a sequence's entries start at position 0 and follow each other");
         }
         check_sparse(model, pool, plan, shape);
+        if (shape.exchange) {
+            check_distributed_sparse(pool, plan, shape);
+        }
     }
     return shape;
 }

@@ -28,6 +28,9 @@ struct StepShape {
     std::int32_t served_rows = 0;
     std::int32_t served_max_q = 0;
     std::int32_t served_widest = 0;
+    // A distributed sparse step where some sequence (at its home) or served part selects pages: the home
+    // takes the global top-k over every instance's scores (model/step_exchange.h, "Page selection").
+    bool global_selection = false;
 };
 
 // A decode row: a sequence that feeds exactly one token this step.
@@ -37,6 +40,9 @@ inline bool is_decode(const inf_step_plan& plan, std::int32_t s) noexcept {
 
 // Whether sequence s reads selected pages on its retrieval heads this step.
 bool needs_selection(const inf_step_plan& plan, const StepShape& shape, std::int32_t s) noexcept;
+
+// Whether served part i of a distributed step is a decode that selects pages (needs_selection at its home).
+bool served_selects(const StepShape& shape, std::int32_t i) noexcept;
 
 // Ints of one selection slot: for every layer and list, a count then budget_pages entry indices:
 // layers * lists_per_sequence * (1 + budget_pages).

@@ -16,6 +16,25 @@
 // checks every field against its own plan: a message of an older step_id is left over from a failed step
 // and dropped; anything else that disagrees is INF_STATUS_PEER_FAILED naming the rank and the field.
 //
+// Sparse steps (plan.sparse): served attention applies the step's Λ mask to the streaming heads of the layer,
+// with the decode windows for a part of one row and the prefill windows for a longer one, exactly as the
+// home chooses them for its own rows (positions are absolute, so a served part's keys are masked as on one
+// instance). Page selection is refused with an exchange (check_step), so the messages are the dense ones.
+//
+// Page selection (plan.sparse with budget_tokens, a decode whose kv_length exceeds it; selection_store must be
+// null: a global top-k every step). Each instance scores its own entries of the sequence with the query (the
+// selector's scores, score_entries). Per layer, after the query message: a creditor receives its queries early,
+// scores its entries of the selecting parts and sends each home ONE scores message (tag kExchangeScoresTag,
+// kind 4: per selecting part {rows 1, entries, first_position, kv_length}, then per part its entries'
+// positions (int32) and scores [lists][entries]); the home receives them, keeps the global top budget_pages
+// entries of each list exactly as one instance's selector would (the entry of the newest key forced in, then
+// higher score first, NaN as -inf, ties to the lower position) and sends each creditor ONE selection message
+// (tag kExchangeSelectionTag, kind 5: the same descriptors, then int32 flags [lists][entries], 1 = read it);
+// then every instance attends over its chosen entries only and the (o, lse) reply and merge follow. Sends
+// still never wait and every wait is on a message sent in an earlier phase, so no order deadlocks. Every
+// field is checked on receipt (PEER_FAILED naming the rank and the field), positions too (page-aligned,
+// ascending, below kv_length, held by one instance only).
+//
 // Abort: an instance whose step fails once the exchange began (a lost or silent peer, a protocol error, a
 // local error) would leave the peers that wait on it waiting out their whole timeout, since it is alive but
 // sends nothing more. So it sends, best effort, one abort message (kind 3, parts 0, rows = length of the
@@ -42,6 +61,17 @@ namespace inf {
 
 inline constexpr std::int32_t kExchangeQueryTag = kReservedTagBase + 0;
 inline constexpr std::int32_t kExchangeReplyTag = kReservedTagBase + 1;
+inline constexpr std::int32_t kExchangeScoresTag = kReservedTagBase + 2;     // creditor -> home: page scores
+inline constexpr std::int32_t kExchangeSelectionTag = kReservedTagBase + 3;  // home -> creditor: chosen pages
+
+// The score of every entry of each sequence of params (page-select params without outputs or workspace), as
+// the backend's selector ranks them (logical pages maxed per physical page, per KV head lists maxed over the
+// group's query heads; NaN may appear and ranks as -inf; a skipped head's lists are -inf). scores: per
+// sequence i, [lists][entries of i], sequence after sequence. The CPU selector leaves its score rows at the
+// start of its workspace ([sequence * kv_heads + head][group][widest]); this reads them from there, so the
+// scores are bit for bit the ones a single-instance selection compares.
+void score_entries(const Device& device, inf_page_select_params params, std::vector<float>& scratch,
+                   std::vector<std::int32_t>& starts, std::vector<std::int32_t>& indices, std::vector<float>& scores);
 
 class StepExchange {
 public:
@@ -54,6 +84,19 @@ public:
     void send_queries(std::int32_t layer, const float* q, const float* k, const float* v);
     // 3: laps the timer as "exchange" (waiting, replying) and "serve" (appends, attention).
     void serve(std::int32_t layer, StepProfile::Timer& timer);
+    // 3a (a global selection calls it before the home's selection; serve calls it otherwise): receives the
+    // homes' queries and appends their K/V rows. 3b (creditor): scores its pages of the selecting parts and
+    // sends each home its scores.
+    void receive_queries(std::int32_t layer, StepProfile::Timer& timer);
+    void send_scores(std::int32_t layer);
+    // Home: the global selection of its selecting sequences (sequences[i], compacted local entries
+    // page_starts / page_positions, local scores from score_entries): receives the creditors' scores, keeps
+    // the global top budget_pages per list (the newest key's entry always, ties to the lower position: the
+    // single-instance order), writes the local choice to starts ([n * lists + 1]) / indices (ascending local
+    // entry indices) and sends each creditor its choice.
+    void select(std::int32_t layer, const std::vector<std::int32_t>& sequences, const std::int32_t* page_starts,
+                const std::int32_t* page_positions, const float* local_scores, std::vector<std::int32_t>& starts,
+                std::vector<std::int32_t>& indices);
     // 4: attn [tokens][q_width] and lse [tokens][q_heads] hold the local results and get the merged ones.
     void merge_replies(std::int32_t layer, float* attn, float* lse);
     // The step failed in layer with reason (the exception's text): tells the peers (see "Abort" above).
@@ -71,6 +114,13 @@ private:
     float* write_header(float* message, std::int32_t kind, std::int32_t layer, std::int32_t parts, std::int32_t rows) const;
     void send(std::int32_t peer, std::int32_t tag, std::size_t floats, std::int32_t layer, const char* what);
     void append_rows(std::int32_t layer, std::int32_t part, const float* k, const float* v);
+    // Creditor: receives each home's choice for its selecting parts (ws_.sel_starts / sel_indices).
+    void receive_selection(std::int32_t layer);
+    bool skipped_head(std::int32_t layer, std::int32_t kv_head) const noexcept;
+    // A sparse step: splits the served parts into decode parts and prefill chunks (constructor).
+    void split_served();
+    // Attention over the served parts of group (a split_served group) with the Λ mask of the layer.
+    void attend_served(std::int32_t layer, AttentionGroup& group, const std::int32_t* streaming);
     // Throws PEER_FAILED "rank <peer> aborted step S: <reason>" for the abort message of bytes in ws_.inbox.
     [[noreturn]] void throw_aborted(std::int32_t peer, std::uint64_t bytes) const;
 
@@ -86,6 +136,7 @@ private:
     StepProfile& profile_;
     std::int64_t q_width_;
     std::int64_t kv_width_;
+    bool queries_received_ = false;  // this layer's queries are in (receive_queries ran)
 };
 
 }  // namespace inf

@@ -38,6 +38,26 @@ struct ExchangeWorkspace {
     std::vector<float> outbox;                // the message being packed
     std::vector<float> inbox;                 // the message last received
     std::vector<float> serve_q, serve_o, serve_lse;
+    // A sparse step with streaming heads: the served parts split like the home's sequences (decode parts, then
+    // prefill parts), since the two use different Λ windows; and the decode parts' per-head lists.
+    AttentionGroup served_split[2];
+    std::vector<std::int32_t> head_starts, head_indices;
+    // Global page selection (model/step_exchange.h, "Page selection"). Creditor: its selecting served parts
+    // compacted for the selector, their scores, and the home's choice as lists of the parts' entries.
+    std::vector<std::int32_t> sel_of_part, sel_parts, sel_q_rows, sel_kv_lengths, sel_page_starts, sel_page_ids,
+        sel_page_positions, sel_starts, sel_indices, sel_out_starts, sel_out_indices;
+    std::vector<float> sel_scores, sel_scratch;
+    // Home: per remote part, where its scores sit in remote_payload (-1: it does not select) and its entries;
+    // the flags chosen for it ([lists][entries] at flag_offset); the candidates of one sequence.
+    std::vector<std::int32_t> remote_offset, remote_entries, flag_offset, flags, order;
+    std::vector<float> remote_payload;
+    struct Candidate {
+        std::int32_t position;
+        std::int32_t owner;  // -1: this instance, else the remote part
+        std::int32_t index;  // entry index in the owner's list of the sequence
+    };
+    std::vector<Candidate> candidates;
+    std::vector<float> keys;
 };
 
 struct StepWorkspace {
@@ -52,7 +72,7 @@ struct StepWorkspace {
     // Fresh page selection of this step: the sequences, their compacted tables, the kernel's output.
     std::vector<std::int32_t> select_sequences, select_of_sequence, select_q_rows, select_kv_lengths, select_page_starts,
         select_page_ids, select_page_positions, select_starts, select_indices;
-    std::vector<float> attention_scratch, select_scratch;
+    std::vector<float> attention_scratch, select_scratch, select_scores;
 };
 
 }  // namespace inf

@@ -45,9 +45,10 @@ internal static class EngineOptionsValidator
         if ((long)executor.Instances * executor.PagesPerInstance != executor.PageCount)
             throw new ArgumentException(
                 $"The executor's {executor.PageCount} pages are not {executor.Instances} instances x {executor.PagesPerInstance} pages.", nameof(executor));
-        if (options.Sparse is not null)
+        if (options.Sparse is { BudgetTokens: > 0, ReuseInterval: > 1 } reused)
             throw new ArgumentException(
-                $"Sparse attention is not supported with several instances yet (the executor has {executor.Instances}).", nameof(options));
+                $"Sparse attention with several instances (the executor has {executor.Instances}) selects pages every step: reusable selection with several instances is not supported yet (set Sparse.ReuseInterval = 1, it is {reused.ReuseInterval}).",
+                nameof(options));
         if (options.Cluster is not { } cluster)
             throw new ArgumentException("Cluster options must not be null.", nameof(options));
         if (!Enum.IsDefined(cluster.Policy))

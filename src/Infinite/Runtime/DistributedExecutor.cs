@@ -43,10 +43,6 @@ public sealed class DistributedExecutor : IModelExecutor, IPageMover
         }
         ArgumentNullException.ThrowIfNull(options.Instance, nameof(options));
         NativeExecutorOptions pool = options.Instance;
-        if (pool.SelectionSlots != 0)
-        {
-            throw new ArgumentException("Instance.SelectionSlots must be 0: sparse attention is not combined with several instances yet", nameof(options));
-        }
         if (pool.PageCount is not null && pool.KvMemoryBytes is not null)
         {
             throw new ArgumentException("set Instance.PageCount or Instance.KvMemoryBytes, not both", nameof(options));
@@ -66,7 +62,7 @@ public sealed class DistributedExecutor : IModelExecutor, IPageMover
             _group = CommGroup.Create(options.Instances);
             for (int i = 0; i < options.Instances; i++)
             {
-                PagePool instancePool = NativeExecutor.CreatePool(Device, Config, pool);
+                PagePool instancePool = NativeExecutor.CreatePool(Device, Config, pool);  // no selection store: selections are global per step
                 Communicator comm;
                 try
                 {
@@ -96,6 +92,7 @@ public sealed class DistributedExecutor : IModelExecutor, IPageMover
         PageSize = first.Pool.Config.PageSize;
         PagesPerInstance = first.Pool.Config.Pages;
         _ownedWeights = pool.OwnsWeights ? weights as IDisposable : null;
+        SelectionSlots = pool.SelectionSlots;
         _runners = [.. runners];
         _ownsRunners = true;
         _threads = new InstanceThreads(_runners.Length, "Infinite instance");
@@ -147,8 +144,11 @@ public sealed class DistributedExecutor : IModelExecutor, IPageMover
 
     public int PageCount => Instances * PagesPerInstance;
 
-    /// <summary>Sparse attention is not combined with the exchange yet.</summary>
-    public int SelectionSlots => 0;
+    /// <summary>Running requests a sparse engine may hold (Instance.SelectionSlots of the in-process constructor; 0 for
+    /// given runners, whose plans cannot carry sparse attention yet). No selection is stored: a distributed sparse
+    /// step selects every step (a global top-k at each home), so the engine must reselect at every decode
+    /// (<see cref="SparseOptions.ReuseInterval"/> = 1).</summary>
+    public int SelectionSlots { get; }
 
     /// <summary>The device of the in-process instances; null when instance 0 is not in this process.</summary>
     public Device? Device { get; }
@@ -163,9 +163,10 @@ public sealed class DistributedExecutor : IModelExecutor, IPageMover
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         StepPlanShape.Check(plan, logits.Length, Config.VocabSize);
-        if (plan.Sparse is not null)
+        SparseStep? sparse = plan.Sparse;
+        if (sparse is not null)
         {
-            throw new NotSupportedException("sparse attention is not supported with several instances yet (the step exchange is dense)");
+            CheckSparse(plan, sparse);
         }
         DistributedStep step = DistributedPlanner.Split(plan, Instances, PagesPerInstance, PageSize, ++_stepId);
         ThrowIfAnyFailed(step.Busy, "before the step");
@@ -181,13 +182,42 @@ public sealed class DistributedExecutor : IModelExecutor, IPageMover
             }
             float[] buffer = _logits[i];
             IInstanceRunner runner = _runners[i];
-            work[i] = () => runner.Step(instancePlan, buffer.AsSpan(0, length));
+            work[i] = sparse is null
+                ? () => runner.Step(instancePlan, buffer.AsSpan(0, length))
+                : () => ((LocalInstance)runner).Step(instancePlan, sparse, buffer.AsSpan(0, length));
         }
         ThrowFailures(_threads.Run(work), "step");
         for (int r = 0; r < step.LogitSources.Length; r++)
         {
             (int instance, int row) = step.LogitSources[r];
             _logits[instance].AsSpan(row * vocab, vocab).CopyTo(logits.Slice(r * vocab, vocab));
+        }
+    }
+
+    // Sparse attention runs on in-process instances (the MPI plan codec does not carry it yet) and selects pages
+    // every step: a decode that selects pages must be reselected (no stored selection to reuse).
+    private void CheckSparse(StepPlan plan, SparseStep sparse)
+    {
+        foreach (IInstanceRunner runner in _runners)
+        {
+            if (runner is not LocalInstance)
+            {
+                throw new NotSupportedException(
+                    $"sparse attention over {runner.GetType().Name} instances is not supported yet (only in-process instances: the MPI plan codec does not carry plan.Sparse)");
+            }
+        }
+        if (sparse.BudgetTokens <= 0)
+        {
+            return;
+        }
+        for (int s = 0; s < plan.SequenceCount; s++)
+        {
+            bool selects = plan.QStarts[s + 1] - plan.QStarts[s] == 1 && plan.KvLengths[s] > sparse.BudgetTokens;
+            if (selects && sparse.Reselect is { } reselect && !reselect[s])
+            {
+                throw new NotSupportedException(
+                    $"reusable selection with several instances is not supported yet: sequence {s} reuses its page selection (set SparseOptions.ReuseInterval = 1)");
+            }
         }
     }
 

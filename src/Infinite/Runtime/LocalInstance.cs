@@ -5,7 +5,7 @@ namespace Infinite.Runtime;
 
 /// <summary>
 /// An instance in this process: a native model (shareable: the model is thread-safe across pools, so in-process
-/// instances load the weights once), its own KV page pool and its communicator endpoint. <see cref="Step"/> turns an
+/// instances load the weights once), its own KV page pool and its communicator endpoint. <see cref="Step(InstancePlan, Span{float})"/> turns an
 /// <see cref="InstancePlan"/> into <c>inf_step_plan</c> + <c>inf_step_exchange</c> and makes the one native call of
 /// the step. Under MPI, rank 0's own instance is a LocalInstance over an MPI endpoint, and each worker rank runs one.
 /// </summary>
@@ -43,7 +43,13 @@ public sealed class LocalInstance : IInstanceRunner
     /// <summary>True after <see cref="Fail"/>: the endpoint is gone, as after the death of its process.</summary>
     public bool IsFailed => _failed;
 
-    public void Step(InstancePlan plan, Span<float> logits)
+    public void Step(InstancePlan plan, Span<float> logits) => Step(plan, null, logits);
+
+    /// <summary>This instance's share of a step with sparse attention (<paramref name="sparse"/> non-null): the step's
+    /// Λ windows, streaming heads and budget, applied to its own sequences and to the parts it serves. Selections are
+    /// made every step (a global top-k at each home); the per-sequence <see cref="SparseStep.SelectionSlots"/> and
+    /// <see cref="SparseStep.Reselect"/> are not used: a reusable selection is not supported with several instances.</summary>
+    public void Step(InstancePlan plan, SparseStep? sparse, Span<float> logits)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ThrowIfFailed();
@@ -75,7 +81,23 @@ public sealed class LocalInstance : IInstanceRunner
             ServedReceivesKv = plan.ServedReceivesKv,
             ServedAppendPages = plan.ServedAppendPages,
         };
-        Model.Step(Pool, native, exchange, logits);
+        if (sparse is null)
+        {
+            Model.Step(Pool, native, exchange, logits);
+            return;
+        }
+        int[]? streaming = sparse.StreamingHeads is { } flags ? Array.ConvertAll(flags, f => f ? 1 : 0) : null;
+        var step = new NativeSparseStep
+        {
+            StreamingHeads = streaming,
+            DecodeSinkTokens = sparse.DecodeSinkTokens,
+            DecodeLocalTokens = sparse.DecodeLocalTokens,
+            PrefillSinkTokens = sparse.PrefillSinkTokens,
+            PrefillLocalTokens = sparse.PrefillLocalTokens,
+            BudgetTokens = sparse.BudgetTokens,
+            PerQueryHead = sparse.PerQueryHead,
+        };
+        Model.Step(Pool, native, step, exchange, logits);
     }
 
     public void SendPages(int peer, ReadOnlySpan<int> pages)

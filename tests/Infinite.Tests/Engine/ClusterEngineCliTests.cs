@@ -66,10 +66,12 @@ public sealed class ClusterEngineCliTests : IDisposable
     }
 
     [Fact]
-    public void Sparse_with_instances_is_refused()
+    public void Sparse_with_instances_runs_and_sparse_with_mpi_is_refused()
     {
         var run = Run("generate", "--model", _model, "--prompt", "x", "--instances", "2", "--sparse");
-        Assert.Equal(1, run.Code);
-        Assert.Contains("--sparse cannot be combined with --instances", run.Error);
+        Assert.Equal(0, run.Code);
+        var mpi = Run("generate", "--model", _model, "--prompt", "x", "--mpi", "--sparse");
+        Assert.Equal(1, mpi.Code);
+        Assert.Contains("--sparse cannot be combined with --mpi", mpi.Error);
     }
 }

@@ -215,13 +215,18 @@ public sealed class DistributedExecutorTests : IDisposable
         Assert.Throws<ArgumentException>("moves", () => distributed.MovePages([(0, 64)]));
         Assert.Throws<ArgumentOutOfRangeException>("instance", () => distributed.FailInstance(2));
         var spread = new DistributedLayout(2, 32, PageSize, seed: 4);
-        StepPlan plan = spread.Build((spread.Add(0, _ => 0), [1], false));
+        DistributedLayout.Sequence sequence = spread.Add(0, _ => 0);
+        StepPlans.Run(distributed, spread.Build((sequence, Tokens(20, 1), false)));
+        StepPlan plan = spread.Build((sequence, [1], false));
         var sparse = new StepPlan
         {
             TokenIds = plan.TokenIds, Positions = plan.Positions, QStarts = plan.QStarts, KvLengths = plan.KvLengths,
-            PageStarts = plan.PageStarts, PageIds = plan.PageIds, LogitTokens = plan.LogitTokens, Sparse = new SparseStep(),
+            PageStarts = plan.PageStarts, PageIds = plan.PageIds, LogitTokens = plan.LogitTokens,
+            Sparse = new SparseStep { BudgetTokens = PageSize, SelectionSlots = [0], Reselect = [false] },
         };
-        Assert.Throws<NotSupportedException>(() => StepPlans.Run(distributed, sparse));
+        // A decode past the budget that would reuse its selection: several instances select every step.
+        var reuse = Assert.Throws<NotSupportedException>(() => StepPlans.Run(distributed, sparse));
+        Assert.Contains("reusable selection with several instances", reuse.Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentOutOfRangeException>("options", () => new DistributedExecutor(_weights, new DistributedExecutorOptions { Instances = 0 }));
     }
 
