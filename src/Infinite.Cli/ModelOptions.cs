@@ -134,13 +134,13 @@ internal sealed class ModelOptions
         {
             streaming = HalfStreaming(config);
         }
-        // Several instances select pages every step (a global top-k at each home; no reusable selection yet).
-        return result.GetValue(Instances) > 1
+        // Several instances (or ranks) select pages every step (a global top-k at each home; no reusable selection yet).
+        return result.GetValue(Instances) > 1 || result.GetValue(Mpi)
             ? new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), ReuseInterval = 1 }
             : new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget) };
     }
 
-    /// <summary>--mpi, checked: not with --instances above 1 nor --sparse (one instance per rank; sparse plans do not cross ranks yet).</summary>
+    /// <summary>--mpi, checked: not with --instances above 1 (one instance per rank).</summary>
     public bool ReadMpi(ParseResult result)
     {
         if (!result.GetValue(Mpi))
@@ -150,10 +150,6 @@ internal sealed class ModelOptions
         if (result.GetValue(Instances) > 1)
         {
             throw new ArgumentException("--mpi runs one instance per rank: use mpirun -np N instead of --instances");
-        }
-        if (result.GetValue(Sparse))
-        {
-            throw new ArgumentException("--sparse cannot be combined with --mpi yet (the MPI plan codec does not carry sparse attention; --instances does)");
         }
         return true;
     }

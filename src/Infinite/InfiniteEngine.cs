@@ -115,8 +115,8 @@ public sealed class InfiniteEngine : IAsyncDisposable
             throw new ArgumentException("Mpi must be true for an MPI worker", nameof(options));
         if (options.Instances != 1)
             throw new ArgumentException($"Mpi runs one instance per rank; Instances must be 1 (it is {options.Instances})", nameof(options));
-        if (options.Sparse is not null)
-            throw new ArgumentException("sparse attention is not supported over MPI ranks yet (the MPI plan codec does not carry it; in-process Instances do)", nameof(options));
+        if (options.Sparse is { BudgetTokens: > 0, ReuseInterval: > 1 } reused)
+            throw new ArgumentException($"sparse attention over MPI ranks selects pages every step: reusable selection with several instances is not supported yet (set Sparse.ReuseInterval = 1, it is {reused.ReuseInterval})", nameof(options));
         if (!string.Equals(options.Device, "cpu", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"Mpi instances run on the CPU (host buffers); Device is {options.Device}", nameof(options));
     }

@@ -102,10 +102,13 @@ public sealed class DistributedExecutor : IModelExecutor, IPageMover
     /// <summary>Drives the given instances (runner i must have rank i), e.g. rank 0's own instance and one runner per
     /// other MPI rank. Every instance's pool has <paramref name="pagesPerInstance"/> pages of
     /// <paramref name="pageSize"/> tokens.</summary>
+    /// <param name="selectionSlots">Running requests a sparse engine may hold (0: dense only).</param>
     public DistributedExecutor(LlamaConfig config, int pageSize, int pagesPerInstance, IReadOnlyList<IInstanceRunner> runners,
-        bool ownsRunners = true)
+        bool ownsRunners = true, int selectionSlots = 0)
     {
         ArgumentNullException.ThrowIfNull(config);
+        ArgumentOutOfRangeException.ThrowIfNegative(selectionSlots);
+        SelectionSlots = selectionSlots;
         ArgumentNullException.ThrowIfNull(runners);
         ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(pagesPerInstance, 1);
@@ -144,8 +147,8 @@ public sealed class DistributedExecutor : IModelExecutor, IPageMover
 
     public int PageCount => Instances * PagesPerInstance;
 
-    /// <summary>Running requests a sparse engine may hold (Instance.SelectionSlots of the in-process constructor; 0 for
-    /// given runners, whose plans cannot carry sparse attention yet). No selection is stored: a distributed sparse
+    /// <summary>Running requests a sparse engine may hold (Instance.SelectionSlots of the in-process constructor, the
+    /// selectionSlots argument of the runners' one). No selection is stored: a distributed sparse
     /// step selects every step (a global top-k at each home), so the engine must reselect at every decode
     /// (<see cref="SparseOptions.ReuseInterval"/> = 1).</summary>
     public int SelectionSlots { get; }
@@ -182,9 +185,7 @@ public sealed class DistributedExecutor : IModelExecutor, IPageMover
             }
             float[] buffer = _logits[i];
             IInstanceRunner runner = _runners[i];
-            work[i] = sparse is null
-                ? () => runner.Step(instancePlan, buffer.AsSpan(0, length))
-                : () => ((LocalInstance)runner).Step(instancePlan, sparse, buffer.AsSpan(0, length));
+            work[i] = () => runner.Step(instancePlan, buffer.AsSpan(0, length));
         }
         ThrowFailures(_threads.Run(work), "step");
         for (int r = 0; r < step.LogitSources.Length; r++)
@@ -198,14 +199,6 @@ public sealed class DistributedExecutor : IModelExecutor, IPageMover
     // every step: a decode that selects pages must be reselected (no stored selection to reuse).
     private void CheckSparse(StepPlan plan, SparseStep sparse)
     {
-        foreach (IInstanceRunner runner in _runners)
-        {
-            if (runner is not LocalInstance)
-            {
-                throw new NotSupportedException(
-                    $"sparse attention over {runner.GetType().Name} instances is not supported yet (only in-process instances: the MPI plan codec does not carry plan.Sparse)");
-            }
-        }
         if (sparse.BudgetTokens <= 0)
         {
             return;

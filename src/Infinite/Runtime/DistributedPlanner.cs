@@ -207,6 +207,7 @@ internal static class DistributedPlanner
         return new InstancePlan
         {
             StepId = stepId,
+            Sparse = plan.Sparse,
             TokenIds = [.. b.TokenIds],
             Positions = [.. b.Positions],
             QStarts = [.. b.QStarts],

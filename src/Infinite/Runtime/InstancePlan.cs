@@ -10,6 +10,10 @@ namespace Infinite.Runtime;
 public sealed class InstancePlan
 {
     public long StepId { get; init; }
+    /// <summary>The step's sparse attention (streaming heads, Λ windows, budget, per-query-head selection), applied to
+    /// this instance's sequences and to the parts it serves; null: dense. Selection slots and reselect flags are not
+    /// used: with several instances pages are selected every step (a global top-k at each home).</summary>
+    public Engine.SparseStep? Sparse { get; init; }
     public int[] TokenIds { get; init; } = [];
     public int[] Positions { get; init; } = [];
     /// <summary>[sequences + 1].</summary>

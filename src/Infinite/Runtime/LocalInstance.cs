@@ -43,7 +43,7 @@ public sealed class LocalInstance : IInstanceRunner
     /// <summary>True after <see cref="Fail"/>: the endpoint is gone, as after the death of its process.</summary>
     public bool IsFailed => _failed;
 
-    public void Step(InstancePlan plan, Span<float> logits) => Step(plan, null, logits);
+    public void Step(InstancePlan plan, Span<float> logits) => Step(plan, plan?.Sparse, logits);
 
     /// <summary>This instance's share of a step with sparse attention (<paramref name="sparse"/> non-null): the step's
     /// Λ windows, streaming heads and budget, applied to its own sequences and to the parts it serves. Selections are

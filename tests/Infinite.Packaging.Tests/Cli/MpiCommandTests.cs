@@ -72,6 +72,20 @@ public sealed class MpiCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Sparse_attention_over_two_ranks_gives_the_tokens_of_two_in_process_instances()
+    {
+        // Streaming heads and page selection past a 128-token budget; both runs select pages every step.
+        string[] sparse = ["--sparse", "--sparse-budget", "128"];
+        ProcessResult inProcess = await ProcessRun.RunAsync("dotnet", Generate("180KiB", [.. sparse, "--instances", "2"]),
+            RepoPaths.Root, TimeSpan.FromMinutes(2));
+        Assert.True(inProcess.ExitCode == 0, inProcess.Describe());
+        ProcessResult spread = await MpiRun(2, Generate("90KiB", [.. sparse, "--mpi"]));
+        Assert.True(spread.ExitCode == 0, spread.Describe());
+        Assert.Equal(inProcess.Output, Plain(spread.Output));
+        Assert.Matches(@"MPI rank 1: [1-9]\d* steps served", spread.Error);
+    }
+
+    [Fact]
     public async Task Without_the_big_pool_one_rank_refuses_the_prompt_clearly()
     {
         ProcessResult alone = await ProcessRun.RunAsync("dotnet", Generate(RankMemory), RepoPaths.Root, TimeSpan.FromMinutes(2));

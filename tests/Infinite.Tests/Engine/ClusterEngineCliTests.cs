@@ -66,12 +66,9 @@ public sealed class ClusterEngineCliTests : IDisposable
     }
 
     [Fact]
-    public void Sparse_with_instances_runs_and_sparse_with_mpi_is_refused()
+    public void Sparse_with_instances_runs()
     {
         var run = Run("generate", "--model", _model, "--prompt", "x", "--instances", "2", "--sparse");
         Assert.Equal(0, run.Code);
-        var mpi = Run("generate", "--model", _model, "--prompt", "x", "--mpi", "--sparse");
-        Assert.Equal(1, mpi.Code);
-        Assert.Contains("--sparse cannot be combined with --mpi", mpi.Error);
     }
 }

@@ -5,7 +5,7 @@ namespace Infinite.Tests.Runtime;
 
 public sealed class InstancePlanCodecTests
 {
-    private static InstancePlan RandomPlan(Random random, bool withAppend)
+    private static InstancePlan RandomPlan(Random random, bool withAppend, bool sparse = false)
     {
         int[] R(int n) => Enumerable.Range(0, n).Select(_ => random.Next(-5, 100_000)).ToArray();
         return new InstancePlan
@@ -16,21 +16,36 @@ public sealed class InstancePlanCodecTests
             ServedRanks = R(2), ServedQStarts = R(3), ServedPositions = R(4), ServedKvLengths = R(2),
             ServedPageStarts = R(3), ServedPageIds = R(5), ServedPagePositions = R(5), ServedReceivesKv = R(2),
             ServedAppendPages = withAppend ? R(4) : null,
+            Sparse = !sparse ? null : new Infinite.Engine.SparseStep
+            {
+                DecodeSinkTokens = random.Next(1000), DecodeLocalTokens = random.Next(1000), PrefillSinkTokens = random.Next(1000),
+                PrefillLocalTokens = random.Next(1000), BudgetTokens = random.Next(10000), PerQueryHead = random.Next(2) == 1,
+                StreamingHeads = withAppend ? [true, false, false, true, true] : null,
+            },
         };
     }
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void RoundTripKeepsEveryField(bool withAppend)
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    [InlineData(false, true)]
+    public void RoundTripKeepsEveryField(bool withAppend, bool sparse)
     {
-        InstancePlan plan = RandomPlan(new Random(withAppend ? 1 : 2), withAppend);
+        InstancePlan plan = RandomPlan(new Random(withAppend ? 1 : 2), withAppend, sparse);
         InstancePlan back = InstancePlanCodec.Decode(InstancePlanCodec.Encode(plan));
         foreach (var property in typeof(InstancePlan).GetProperties().Where(p => p.CanWrite))
         {
             object? a = property.GetValue(plan), b = property.GetValue(back);
             if (a is int[] x)
                 Assert.Equal(x, (int[])b!);
+            else if (a is Infinite.Engine.SparseStep s)
+            {
+                var t = Assert.IsType<Infinite.Engine.SparseStep>(b);
+                Assert.Equal((s.DecodeSinkTokens, s.DecodeLocalTokens, s.PrefillSinkTokens, s.PrefillLocalTokens, s.BudgetTokens, s.PerQueryHead),
+                    (t.DecodeSinkTokens, t.DecodeLocalTokens, t.PrefillSinkTokens, t.PrefillLocalTokens, t.BudgetTokens, t.PerQueryHead));
+                Assert.Equal(s.StreamingHeads, t.StreamingHeads);
+            }
             else
                 Assert.Equal(a, b);
         }
@@ -39,7 +54,7 @@ public sealed class InstancePlanCodecTests
     [Fact]
     public void EveryTruncationIsRejectedWithAMessage()
     {
-        byte[] bytes = InstancePlanCodec.Encode(RandomPlan(new Random(3), withAppend: true));
+        byte[] bytes = InstancePlanCodec.Encode(RandomPlan(new Random(3), withAppend: true, sparse: true));
         for (int n = 0; n < bytes.Length; n++)
         {
             var ex = Assert.Throws<InvalidDataException>(() => InstancePlanCodec.Decode(bytes.AsSpan(0, n)));

@@ -15,8 +15,11 @@ public sealed class MpiCluster : IDisposable
     private readonly NativeModel _model;
     private readonly LocalInstance _instance;
 
-    private MpiCluster(Device device, NativeModel model, LocalInstance instance)
+    private readonly int _selectionSlots;
+
+    private MpiCluster(Device device, NativeModel model, LocalInstance instance, int selectionSlots)
     {
+        _selectionSlots = selectionSlots;
         _device = device;
         _model = model;
         _instance = instance;
@@ -45,7 +48,7 @@ public sealed class MpiCluster : IDisposable
             model = NativeModel.Create(device, NativeExecutor.ToNative(config), NativeExecutor.Tensors(weights),
                 NativeExecutor.Progress(options.Progress));
             pool = NativeExecutor.CreatePool(device, config, options);
-            return new MpiCluster(device, model, new LocalInstance(model, pool, comm));
+            return new MpiCluster(device, model, new LocalInstance(model, pool, comm), options.SelectionSlots);
         }
         catch
         {
@@ -90,7 +93,8 @@ public sealed class MpiCluster : IDisposable
                 remote.Dispose();
             throw;
         }
-        return new DistributedExecutor(config, shape.PageSize, shape.PagesPerInstance, [new BorrowedRunner(_instance, failure), .. remotes]);
+        return new DistributedExecutor(config, shape.PageSize, shape.PagesPerInstance, [new BorrowedRunner(_instance, failure), .. remotes],
+            selectionSlots: _selectionSlots);
     }
 
     /// <summary>Ranks 1 ..: serves rank 0's commands until it shuts this rank down; returns the steps run.</summary>

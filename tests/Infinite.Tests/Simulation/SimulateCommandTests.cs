@@ -1,0 +1,70 @@
+using Infinite.Cli;
+using System.CommandLine;
+
+namespace Infinite.Tests.Simulation;
+
+/// <summary><c>infinite simulate</c> end to end, output captured.</summary>
+public sealed class SimulateCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("infinite-simulate-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static (int Code, string Output, string Error) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = CliApp.CreateRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void Simulate_prints_a_table_per_policy()
+    {
+        var run = Run("simulate", "--model", "7b", "--gpus", "8", "--requests", "20", "--rate", "4", "--policy", "static,borrowing");
+        Assert.True(run.Code == 0, run.Error);
+        Assert.Contains("7b x8 short", run.Output);
+        Assert.Contains("static", run.Output);
+        Assert.Contains("borrowing", run.Output);
+        Assert.Contains("simulating 7b on 8 x a100", run.Error);
+    }
+
+    [Fact]
+    public void Simulate_replays_a_trace_and_writes_a_report()
+    {
+        string trace = Path.Combine(_dir, "t.csv");
+        File.WriteAllText(trace, "arrival_seconds,prompt_tokens,output_tokens\n0,1000,20\n0.5,150000,5\n1,4000,30\n");
+        string report = Path.Combine(_dir, "report");
+        var run = Run("simulate", "--trace", trace, "--gpus", "4", "--policy", "all", "--report", report);
+        Assert.True(run.Code == 0, run.Error);
+        Assert.True(File.Exists(Path.Combine(report, "report.md")));
+        Assert.True(File.Exists(Path.Combine(report, "throughput.svg")));
+        Assert.Contains("report:", run.Output);
+    }
+
+    [Theory]
+    [InlineData("--model", "8b", "Unknown model '8b'")]
+    [InlineData("--device", "tpu", "Unknown device 'tpu'")]
+    [InlineData("--policy", "fair", "Unknown policy 'fair'")]
+    [InlineData("--gpus", "0", "--gpus: '0' is not a positive whole number")]
+    [InlineData("--workload", "medium", "Unknown workload 'medium'")]
+    [InlineData("--plan-every", "0", "Plans need at least one step between them")]
+    [InlineData("--lending-cap", "1.5", "The lending cap is a fraction in [0, 1]")]
+    public void Bad_options_give_one_error_line_and_exit_code_1(string option, string value, string message)
+    {
+        var run = Run("simulate", option, value, "--requests", "5");
+        Assert.Equal(1, run.Code);
+        Assert.StartsWith("error: ", run.Error.Trim().Split('\n')[^1]);
+        Assert.Contains(message, run.Error);
+    }
+
+    [Fact]
+    public void A_malformed_trace_names_its_line_and_column()
+    {
+        string trace = Path.Combine(_dir, "bad.csv");
+        File.WriteAllText(trace, "arrival_seconds,prompt_tokens,output_tokens\n0,10,5\n1,ten,5\n");
+        var run = Run("simulate", "--trace", trace);
+        Assert.Equal(1, run.Code);
+        Assert.Contains("bad.csv:3:2: prompt_tokens must be a whole number", run.Error);
+    }
+}
