@@ -135,26 +135,7 @@ void LlamaModel::prepare_groups(StepWorkspace& ws, const PagePool& /*pool*/, con
         if (group.all || group.sequences.empty()) {
             continue;
         }
-        group.q_starts.assign(1, 0);
-        group.page_starts.assign(1, 0);
-        group.rows.clear();
-        group.positions.clear();
-        group.kv_lengths.clear();
-        group.page_ids.clear();
-        group.page_positions.clear();
-        for (const std::int32_t s : group.sequences) {
-            for (std::int32_t t = plan.q_starts[s]; t < plan.q_starts[s + 1]; ++t) {
-                group.rows.push_back(t);
-                group.positions.push_back(plan.positions[t]);
-            }
-            group.q_starts.push_back(static_cast<std::int32_t>(group.rows.size()));
-            group.kv_lengths.push_back(plan.kv_lengths[s]);
-            for (std::int32_t j = plan.page_starts[s]; j < plan.page_starts[s + 1]; ++j) {
-                group.page_ids.push_back(plan.page_ids[j]);
-                group.page_positions.push_back(positions[j]);
-            }
-            group.page_starts.push_back(static_cast<std::int32_t>(group.page_ids.size()));
-        }
+        group.gather(plan.q_starts, plan.positions, plan.kv_lengths, plan.page_starts, plan.page_ids, positions);
     }
 }
 

@@ -578,30 +578,8 @@ void StepExchange::split_served() {
         AttentionGroup& group = ws_.served_split[g];
         group.decode = g == 0;
         group.all = static_cast<std::int32_t>(group.sequences.size()) == ex_.served_parts;
-        group.max_q = 0;
-        group.widest = 0;
-        group.q_starts.assign(1, 0);
-        group.page_starts.assign(1, 0);
-        group.rows.clear();
-        group.positions.clear();
-        group.kv_lengths.clear();
-        group.page_ids.clear();
-        group.page_positions.clear();
-        for (const std::int32_t i : group.sequences) {
-            for (std::int32_t r = ex_.served_q_starts[i]; r < ex_.served_q_starts[i + 1]; ++r) {
-                group.rows.push_back(r);
-                group.positions.push_back(ex_.served_positions[r]);
-            }
-            group.q_starts.push_back(static_cast<std::int32_t>(group.rows.size()));
-            group.kv_lengths.push_back(ex_.served_kv_lengths[i]);
-            for (std::int32_t j = ex_.served_page_starts[i]; j < ex_.served_page_starts[i + 1]; ++j) {
-                group.page_ids.push_back(ex_.served_page_ids[j]);
-                group.page_positions.push_back(ex_.served_page_positions[j]);
-            }
-            group.page_starts.push_back(static_cast<std::int32_t>(group.page_ids.size()));
-            group.max_q = std::max(group.max_q, ex_.served_q_starts[i + 1] - ex_.served_q_starts[i]);
-            group.widest = std::max(group.widest, ex_.served_page_starts[i + 1] - ex_.served_page_starts[i]);
-        }
+        group.gather(ex_.served_q_starts, ex_.served_positions, ex_.served_kv_lengths, ex_.served_page_starts,
+                     ex_.served_page_ids, ex_.served_page_positions);
         if (!group.all && !group.sequences.empty()) {
             grow(group.q, static_cast<std::int64_t>(group.rows.size()) * q_width_);
             grow(group.o, static_cast<std::int64_t>(group.rows.size()) * q_width_);

@@ -3,6 +3,7 @@
 // bigger than an earlier one allocates nothing.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -28,6 +29,37 @@ struct AttentionGroup {
     std::vector<float> q, o, lse;  // gathered rows (subset groups only)
     std::int32_t max_q = 0;
     std::int32_t widest = 0;  // most entries of one sequence
+
+    // Compacts the rows, positions, kv lengths and page entries of `sequences` out of a batch given as prefix
+    // arrays (a step plan's own sequences, or the parts an instance serves), and sets max_q and widest.
+    void gather(const std::int32_t* batch_q_starts, const std::int32_t* batch_positions,
+                const std::int32_t* batch_kv_lengths, const std::int32_t* batch_page_starts,
+                const std::int32_t* batch_page_ids, const std::int32_t* batch_page_positions) {
+        q_starts.assign(1, 0);
+        page_starts.assign(1, 0);
+        rows.clear();
+        positions.clear();
+        kv_lengths.clear();
+        page_ids.clear();
+        page_positions.clear();
+        max_q = 0;
+        widest = 0;
+        for (const std::int32_t s : sequences) {
+            for (std::int32_t r = batch_q_starts[s]; r < batch_q_starts[s + 1]; ++r) {
+                rows.push_back(r);
+                positions.push_back(batch_positions[r]);
+            }
+            q_starts.push_back(static_cast<std::int32_t>(rows.size()));
+            kv_lengths.push_back(batch_kv_lengths[s]);
+            for (std::int32_t j = batch_page_starts[s]; j < batch_page_starts[s + 1]; ++j) {
+                page_ids.push_back(batch_page_ids[j]);
+                page_positions.push_back(batch_page_positions[j]);
+            }
+            page_starts.push_back(static_cast<std::int32_t>(page_ids.size()));
+            max_q = std::max(max_q, batch_q_starts[s + 1] - batch_q_starts[s]);
+            widest = std::max(widest, batch_page_starts[s + 1] - batch_page_starts[s]);
+        }
+    }
 };
 
 // Buffers of a distributed step's exchange (model/step_exchange.h).
