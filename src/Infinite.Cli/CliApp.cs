@@ -12,5 +12,6 @@ internal static class CliApp
         GenerateCommand.Create(),
         ServeCommand.Create(),
         BenchCommand.Create(),
+        SimulateCommand.Create(),
     };
 }

@@ -1,0 +1,477 @@
+using Infinite.Cluster;
+using Infinite.Engine;
+
+namespace Infinite.Simulation;
+
+/// <summary>
+/// The discrete-event cluster simulator. Requests arrive (workload times), wait in one first-come-first-served queue,
+/// and are placed by the policy's page space (the real scheduler's <see cref="IKvPageSpace"/>: home choice, local
+/// pages, borrowing); each instance then steps on its own clock with the engine's batching rule
+/// (<see cref="SimulatedBatcher"/>), and each step lasts what the roofline cost model says its FLOPs and bytes take.
+/// Attention over pages on other instances is priced where the pages are (creditors pay for it in their own steps,
+/// debtors wait for the slowest remote part plus the query/partial exchange). Policies that migrate get the
+/// gManager's plan every <see cref="SimulationOptions.PlanEverySteps"/> steps per instance; moved pages cost link
+/// time on both instances' next steps (overlapped with their compute).
+/// </summary>
+public sealed class ClusterSimulator
+{
+    private readonly SimulationPolicy _policy;
+    private readonly ClusterLayout _layout;
+    private readonly SimulationOptions _options;
+    private readonly IReadOnlyList<WorkloadRequest> _workload;
+    private readonly RooflineCostModel _cost;
+    private readonly EventQueue _events = new();
+    private readonly LinkedList<SimRequest> _queue = new();
+    private readonly UtilisationRecorder _samples;
+    private IKvPageSpace _space = null!;
+    private SimulatedBatcher.PageOps _ops = null!;
+    private SimRequest[] _requests = [];
+    private SimulatedBatcher[] _instances = [];
+    private int[] _foreignPages = [];
+    private double[] _pendingMigrationBytes = [];
+    private Link[] _pendingMigrationLink = [];
+    private int _done;
+    private long _stepCount;
+    private long _pagesMigrated;
+    private long _preemptions;
+    private double _busySeconds;
+    private double _lastCompletion;
+    private long _nextPlanStep;
+    private readonly int _scale;
+
+    public ClusterSimulator(SimulationPolicy policy, ClusterLayout layout, IReadOnlyList<WorkloadRequest> workload,
+        SimulationOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(workload);
+        layout.Validate();
+        _policy = policy;
+        _layout = policy.Arrange(layout);
+        _layout.Validate();
+        // Limits are per instance of the layout's size; an arranged instance of k times the GPUs (vLLM-S) gets k
+        // times the step budget and running slots, as an operator would configure it.
+        _scale = Math.Max(1, _layout.GpusPerInstance / layout.GpusPerInstance);
+        _options = options ?? new SimulationOptions();
+        _options.Validate();
+        _workload = workload;
+        _cost = new RooflineCostModel(_layout);
+        _samples = new UtilisationRecorder(_options.MaxSamples);
+    }
+
+    /// <summary>The layout the policy runs (after <see cref="SimulationPolicy.Arrange"/>).</summary>
+    public ClusterLayout Layout => _layout;
+
+    /// <summary>Runs the whole workload to its end and returns what happened.</summary>
+    public SimulationResult Run()
+    {
+        _space = _policy.CreatePageSpace(_layout);
+        int n = _space.Instances;
+        if (n != _layout.Instances)
+            throw new InvalidOperationException($"Policy {_policy.Name} made a page space of {n} instances for a layout of {_layout.Instances}.");
+        _instances = new SimulatedBatcher[n];
+        for (int i = 0; i < n; i++)
+            _instances[i] = new SimulatedBatcher(i, n, _options.MaxBatchTokens * _scale, _layout.PageTokens);
+        _ops = new SimulatedBatcher.PageOps(TryGrowDecode, Preempt, RejectRunning, AnythingRunningBesides);
+        _foreignPages = new int[n];
+        _pendingMigrationBytes = new double[n];
+        _pendingMigrationLink = new Link[n];
+        _requests = new SimRequest[_workload.Count];
+        for (int r = 0; r < _workload.Count; r++)
+        {
+            WorkloadRequest w = _workload[r];
+            if (w.PromptTokens < 1 || w.OutputTokens < 1 || !(w.ArrivalSeconds >= 0))
+                throw new ArgumentException($"Request {r}: needs prompt and output tokens >= 1 and an arrival time >= 0, got {w}.");
+            _requests[r] = new SimRequest(r, w, n);
+            _events.Schedule(w.ArrivalSeconds, new SimEvent(SimEventKind.Arrival, r));
+        }
+        _nextPlanStep = (long)_options.PlanEverySteps * n;
+        Sample(0, force: true);
+
+        while (_events.TryTake(out SimEvent e, out double now))
+        {
+            if ((_events.Processed & 4095) == 0)
+                _options.Cancellation.ThrowIfCancellationRequested();
+            if (_events.Processed > _options.MaxEvents)
+                throw new InvalidOperationException($"The simulation passed {_options.MaxEvents} events without finishing.");
+            switch (e.Kind)
+            {
+                case SimEventKind.Arrival:
+                    Arrive(_requests[e.Target], now);
+                    break;
+                case SimEventKind.StepDone:
+                    FinishStep(e.Target, now);
+                    break;
+            }
+        }
+        foreach (SimRequest r in _requests)
+        {
+            if (r.State is not (SimRequestState.Finished or SimRequestState.Rejected))
+                throw new InvalidOperationException($"Request {r.Index} ended the simulation {r.State}: the scheduler stalled.");
+        }
+        if (_done % _options.ProgressEvery != 0 || _done == 0)
+            _options.Progress?.Invoke(_done, _requests.Length, _events.Now); // the last report, unless Done just made it
+        Sample(_events.Now, force: true);
+        return new SimulationResult
+        {
+            Policy = _policy.Name,
+            Layout = _layout,
+            Instances = n,
+            Requests = [.. _requests.Select(Outcome)],
+            Utilisation = _samples.Samples,
+            MakespanSeconds = _lastCompletion,
+            Steps = _stepCount,
+            Events = _events.Processed,
+            PagesMigrated = _pagesMigrated,
+            Preemptions = _preemptions,
+            BusySeconds = _busySeconds,
+        };
+    }
+
+    private void Arrive(SimRequest r, double now)
+    {
+        long pages = LongPagesFor(r.Workload.TotalTokens);
+        if (pages > _space.MaxPagesPerRequest)
+        {
+            Reject(r, now, $"needs more KV pages than one request may hold under policy {_policy.Name} ({_space.MaxPagesPerRequest} pages = {(long)_space.MaxPagesPerRequest * _layout.PageTokens} tokens)");
+            return;
+        }
+        r.State = SimRequestState.Queued;
+        _queue.AddLast(r);
+        Dispatch(now);
+    }
+
+    /// <summary>Places queued requests, first come first served: the head waits (and blocks the rest) until the page
+    /// space can take all the pages of its prompt; a head that cannot be placed on an idle cluster is rejected.</summary>
+    private void Dispatch(double now)
+    {
+        while (_queue.First is { } node)
+        {
+            SimRequest r = node.Value;
+            int need = (int)LongPagesFor(r.Tokens + 1); // <= the total's pages, checked on arrival
+            int home = _space.PlaceRequest(r.Id, need);
+            bool placed = false;
+            if (home >= 0 && _instances[home].Running.Count < _options.MaxRunningPerInstance * _scale)
+            {
+                r.Home = home;
+                if (_space.TryGrow(r.Id, home, r.Table, need))
+                    placed = true;
+                else
+                    _space.Release(r.Id, r.Table); // forget the placement; nothing was taken
+            }
+            else if (home >= 0)
+            {
+                _space.Release(r.Id, r.Table);
+            }
+            if (!placed)
+            {
+                r.Home = -1;
+                if (!AnythingRunning())
+                {
+                    _queue.RemoveFirst();
+                    Reject(r, now, $"cannot get its {need} KV pages even on an idle cluster under policy {_policy.Name}");
+                    continue;
+                }
+                return;
+            }
+            _queue.RemoveFirst();
+            CountPages(r, 0);
+            r.State = SimRequestState.Running;
+            _instances[home].Running.Add(r);
+            Wake(home, now);
+        }
+    }
+
+    /// <summary>Pages for <paramref name="tokens"/> tokens, in long arithmetic (a trace's prompt plus output may pass
+    /// int.MaxValue tokens, which must be rejected, not wrap around).</summary>
+    private long LongPagesFor(long tokens) => (tokens + _layout.PageTokens - 1) / _layout.PageTokens;
+
+    private bool AnythingRunning()
+    {
+        foreach (SimulatedBatcher b in _instances)
+        {
+            if (b.Running.Count > 0)
+                return true;
+        }
+        return false;
+    }
+
+    private void Wake(int instance, double now)
+    {
+        if (!_instances[instance].Busy)
+            StartStep(instance, now);
+    }
+
+    private void StartStep(int i, double now)
+    {
+        SimulatedBatcher b = _instances[i];
+        if (b.Busy)
+            return; // one step at a time: a dispatch during FinishStep may already have started the next one
+        b.Plan(_ops, now);
+        if (b.Chunks.Count == 0)
+            return;
+        StepWork work = b.Work;
+        work.Clear();
+        FillWork(i, b, work);
+        if (_pendingMigrationBytes[i] > 0)
+        {
+            work.MigrationBytes = _pendingMigrationBytes[i];
+            work.MigrationLink = _pendingMigrationLink[i];
+            _pendingMigrationBytes[i] = 0;
+        }
+        double seconds = _cost.Price(work, i).Total;
+        if (!(seconds > 0))
+            throw new InvalidOperationException($"Instance {i} priced a non-empty step at {seconds} s.");
+        b.Busy = true;
+        b.LastBatchTokens = (int)Math.Min(int.MaxValue, work.Tokens);
+        _policy.ReportBatch(_space, i, b.LastBatchTokens);
+        _busySeconds += seconds;
+        _stepCount++;
+        _events.Schedule(now + seconds, new SimEvent(SimEventKind.StepDone, i));
+    }
+
+    /// <summary>FLOPs and bytes of the planned chunks, split by where each request's pages lie.</summary>
+    private void FillWork(int i, SimulatedBatcher b, StepWork work)
+    {
+        ModelShape m = _layout.Model;
+        double kvPerToken = m.KvBytesPerToken(_layout.Device.KvBytesPerElement);
+        foreach (SimulatedBatcher.Chunk c in b.Chunks)
+        {
+            SimRequest r = c.Request;
+            work.Tokens += c.Count;
+            work.Sequences++;
+            if (c.Logits)
+                work.LogitRows++;
+            double flops = m.AttentionFlops(c.Start, c.Count);
+            double bytes = (c.Start + c.Count) * kvPerToken;
+            int total = r.Table.Count;
+            int local = r.PagesOn[i];
+            if (local == total)
+            {
+                work.LocalAttentionFlops += flops;
+                work.LocalAttentionBytes += bytes;
+                continue;
+            }
+            for (int j = 0; j < r.PagesOn.Length; j++)
+            {
+                int on = r.PagesOn[j];
+                if (on == 0)
+                    continue;
+                double f = (double)on / total;
+                if (j == i)
+                {
+                    work.LocalAttentionFlops += flops * f;
+                    work.LocalAttentionBytes += bytes * f;
+                }
+                else
+                {
+                    work.RemoteFlops[j] += flops * f;
+                    work.RemoteBytes[j] += bytes * f;
+                    work.RemoteQueryTokens[j] += c.Count;
+                }
+            }
+        }
+        // Creditor work: the pages this instance holds for requests homed elsewhere are read once per step.
+        if (_foreignPages[i] > 0)
+        {
+            double tokens = (double)_foreignPages[i] * _layout.PageTokens;
+            work.ServedAttentionBytes = tokens * kvPerToken;
+            work.LocalAttentionBytes += work.ServedAttentionBytes;
+            work.LocalAttentionFlops += 4.0 * m.Layers * m.QHeads * m.HeadDim * tokens;
+        }
+    }
+
+    private void FinishStep(int i, double now)
+    {
+        SimulatedBatcher b = _instances[i];
+        b.Busy = false;
+        foreach (SimulatedBatcher.Chunk c in b.Chunks)
+        {
+            SimRequest r = c.Request;
+            if (r.State != SimRequestState.Running)
+                continue;
+            r.Computed += c.Count;
+            if (c.Decode)
+            {
+                r.Generated++;
+            }
+            else if (r.Pending == 0)
+            {
+                r.Prefilled = true;
+                r.Generated++;
+                if (double.IsNaN(r.FirstTokenSeconds))
+                    r.FirstTokenSeconds = now;
+            }
+            if (r.Generated >= r.Workload.OutputTokens)
+                Finish(r, now);
+        }
+        b.Chunks.Clear();
+        Sample(now, force: false);
+        if (_policy.Plans && _stepCount >= _nextPlanStep)
+        {
+            _nextPlanStep = _stepCount + (long)_options.PlanEverySteps * _instances.Length;
+            Plan();
+        }
+        Dispatch(now);
+        Wake(i, now);
+    }
+
+    private void Finish(SimRequest r, double now)
+    {
+        _instances[r.Home].Running.Remove(r);
+        ReleasePages(r);
+        r.State = SimRequestState.Finished;
+        r.FinishSeconds = now;
+        Done(now);
+    }
+
+    private void Reject(SimRequest r, double now, string reason)
+    {
+        r.State = SimRequestState.Rejected;
+        r.RejectReason = reason;
+        Done(now);
+    }
+
+    private void Done(double now)
+    {
+        _done++;
+        _lastCompletion = Math.Max(_lastCompletion, now);
+        if (_options.Progress is { } progress && _done % _options.ProgressEvery == 0)
+            progress(_done, _requests.Length, now);
+    }
+
+    // --- page operations the batcher calls -------------------------------------------------------------------
+
+    private bool TryGrowDecode(SimRequest r, int pages)
+    {
+        int before = r.Table.Count;
+        if (!_space.TryGrow(r.Id, r.Home, r.Table, pages))
+            return false;
+        CountPages(r, before);
+        return true;
+    }
+
+    private void Preempt(SimRequest victim)
+    {
+        _instances[victim.Home].Running.Remove(victim);
+        ReleasePages(victim);
+        victim.Computed = 0;
+        victim.Prefilled = false;
+        victim.Home = -1;
+        victim.State = SimRequestState.Queued;
+        victim.Preemptions++;
+        _preemptions++;
+        _queue.AddFirst(victim);
+    }
+
+    private void RejectRunning(SimRequest r, double now)
+    {
+        _instances[r.Home].Running.Remove(r);
+        int pages = r.Table.Count;
+        ReleasePages(r);
+        Reject(r, now, $"needs more than the {pages} KV pages it could get with nothing else running under policy {_policy.Name}");
+    }
+
+    private bool AnythingRunningBesides(int instance)
+    {
+        for (int i = 0; i < _instances.Length; i++)
+        {
+            if (i != instance && _instances[i].Running.Count > 0)
+                return true;
+        }
+        return false;
+    }
+
+    private void CountPages(SimRequest r, int from)
+    {
+        for (int k = from; k < r.Table.Count; k++)
+        {
+            int j = _space.InstanceOf(r.Table[k]);
+            r.PagesOn[j]++;
+            if (j != r.Home)
+                _foreignPages[j]++;
+        }
+    }
+
+    private void ReleasePages(SimRequest r)
+    {
+        for (int j = 0; j < r.PagesOn.Length; j++)
+        {
+            if (j != r.Home)
+                _foreignPages[j] -= r.PagesOn[j];
+            r.PagesOn[j] = 0;
+        }
+        _space.Release(r.Id, r.Table);
+    }
+
+    // --- gManager plans -------------------------------------------------------------------------------------
+
+    /// <summary>Asks the gManager for its plan (with the waiting demand) and carries the moves out.</summary>
+    private void Plan()
+    {
+        int waiting = 0;
+        long pages = 0;
+        foreach (SimRequest q in _queue)
+        {
+            if (++waiting > 64)
+                break;
+            pages += LongPagesFor(q.Tokens + 1);
+        }
+        waiting = Math.Min(waiting, 64);
+        var demand = waiting == 0 ? Demand.None : new Demand(waiting, (int)Math.Max(1, pages / waiting));
+        foreach (PageMove move in _policy.PlanMoves(_space, demand))
+        {
+            SimRequest? r = move.RequestId >= 1 && move.RequestId <= _requests.Length ? _requests[move.RequestId - 1] : null;
+            if (r is null || r.State != SimRequestState.Running)
+                continue;
+            int moved = _policy.TryMove(_space, move);
+            if (moved <= 0)
+                continue;
+            RecountPages(r);
+            _pagesMigrated += moved;
+            double bytes = moved * _layout.PageBytes;
+            Link link = _layout.Between(move.From, move.To);
+            AddMigration(move.From, bytes, link);
+            AddMigration(move.To, bytes, link);
+        }
+    }
+
+    private void AddMigration(int instance, double bytes, Link link)
+    {
+        _pendingMigrationBytes[instance] += bytes;
+        _pendingMigrationLink[instance] = _pendingMigrationLink[instance].Bandwidth == 0 || link.Bandwidth < _pendingMigrationLink[instance].Bandwidth
+            ? link : _pendingMigrationLink[instance];
+    }
+
+    private void RecountPages(SimRequest r)
+    {
+        for (int j = 0; j < r.PagesOn.Length; j++)
+        {
+            if (j != r.Home)
+                _foreignPages[j] -= r.PagesOn[j];
+            r.PagesOn[j] = 0;
+        }
+        CountPages(r, 0);
+    }
+
+    // --- metrics ---------------------------------------------------------------------------------------------
+
+    private void Sample(double now, bool force)
+    {
+        int running = 0;
+        foreach (SimulatedBatcher b in _instances)
+            running += b.Running.Count;
+        double used = _space.TotalPages == 0 ? 0 : (double)_space.UsedPages / _space.TotalPages;
+        _samples.Add(now, used, running, _queue.Count, force);
+    }
+
+    private static RequestOutcome Outcome(SimRequest r)
+    {
+        bool served = r.State == SimRequestState.Finished;
+        double ttft = served ? r.FirstTokenSeconds - r.Workload.ArrivalSeconds : double.NaN;
+        double tpot = served && r.Workload.OutputTokens > 1
+            ? (r.FinishSeconds - r.FirstTokenSeconds) / (r.Workload.OutputTokens - 1) : double.NaN;
+        double completion = served ? r.FinishSeconds - r.Workload.ArrivalSeconds : double.NaN;
+        return new RequestOutcome(r.Index, r.Workload, served, ttft, tpot, completion, r.Preemptions, r.RejectReason);
+    }
+}

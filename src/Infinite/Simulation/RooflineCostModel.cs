@@ -1,0 +1,165 @@
+using Infinite.Cluster;
+
+namespace Infinite.Simulation;
+
+/// <summary>
+/// Step time of one instance from the FLOPs and bytes of its batch (a roofline: each part takes the longer of its
+/// compute time at the reachable FLOP rate and its memory time at the reachable bandwidth).
+/// <list type="bullet">
+/// <item>Non-attention layers: every weight is read once per step (bytes) and each row costs 2 FLOPs per weight, so
+/// small batches are bandwidth-bound and get faster per token as the batch grows: the paper's W(b)/f(b).</item>
+/// <item>Attention (MicroAttention over pages): reads each KV byte once per step and costs 4 FLOPs per head
+/// dimension per visible key, so decode is bandwidth-bound on the context: the paper's S/g(S).</item>
+/// <item>Remote parts: the creditor's attention over its pages plus, per layer, the query out and (o, lse) back over
+/// the link; it overlaps the local attention (the slower one counts).</item>
+/// <item>Tensor parallelism (an instance of several GPUs, or vLLM-S over all of them): work splits over the GPUs and
+/// each layer adds two all-reduces of the batch's activations (ring bandwidth term, tree latency term).</item>
+/// <item>Page migration runs on the links beside the step and only costs time when it takes longer than the step.</item>
+/// </list>
+/// </summary>
+public sealed class RooflineCostModel : ICostModel
+{
+    public RooflineCostModel(ClusterLayout layout, int? gpusPerInstance = null)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        Layout = layout;
+        Gpus = gpusPerInstance ?? layout.GpusPerInstance;
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(Gpus);
+        ModelShape m = layout.Model;
+        StreamedWeightBytes = ((double)m.Layers * m.LayerParameters + (double)m.VocabSize * m.Dim) * layout.Device.WeightBytesPerParameter;
+    }
+
+    public ClusterLayout Layout { get; }
+    /// <summary>GPUs of one instance (the tensor-parallel degree this model prices).</summary>
+    public int Gpus { get; }
+    /// <summary>Weights read per step: the layers and the output head (the embedding is a lookup).</summary>
+    public double StreamedWeightBytes { get; }
+
+    private DeviceProfile Device => Layout.Device;
+    private ModelShape Model => Layout.Model;
+
+    /// <summary>FLOPs of the non-attention layers for <paramref name="tokens"/> rows and <paramref name="logitRows"/>
+    /// output-head rows.</summary>
+    public double GemmFlops(long tokens, int logitRows) => tokens * Model.LayerFlopsPerToken + logitRows * Model.HeadFlopsPerRow;
+
+    /// <summary>Seconds of the non-attention layers (0 when the batch is empty).</summary>
+    public double GemmSeconds(long tokens, int logitRows)
+    {
+        if (tokens <= 0)
+            return 0;
+        double compute = GemmFlops(tokens, logitRows) / (Gpus * Device.PeakFlops * Device.GemmEfficiency);
+        double memory = StreamedWeightBytes / (Gpus * Device.MemoryBandwidth * Device.MemoryEfficiency);
+        return Math.Max(compute, memory);
+    }
+
+    /// <summary>Seconds of attention with <paramref name="flops"/> FLOPs over <paramref name="bytes"/> KV bytes on an
+    /// instance of <paramref name="gpus"/> GPUs.</summary>
+    public double AttentionSeconds(double flops, double bytes, int gpus)
+    {
+        if (flops <= 0 && bytes <= 0)
+            return 0;
+        double compute = flops / (gpus * Device.PeakFlops * Device.AttentionEfficiency);
+        double memory = bytes / (gpus * Device.MemoryBandwidth * Device.MemoryEfficiency);
+        return Math.Max(compute, memory);
+    }
+
+    /// <summary>
+    /// Two all-reduces per layer of the batch's activations over the instance's GPUs (0 for one GPU). Inside a node:
+    /// ring bandwidth term over NVLink plus a tree latency term. Across nodes, hierarchical as NCCL does it:
+    /// reduce-scatter and all-gather over NVLink inside each node, and an all-reduce of each GPU's 1/g share across
+    /// the nodes over the GPUs' own InfiniBand NICs in parallel.
+    /// </summary>
+    public double AllReduceSeconds(long tokens)
+    {
+        if (Gpus <= 1 || tokens <= 0)
+            return 0;
+        Interconnect ic = Layout.Interconnect;
+        double bytes = tokens * Model.ActivationBytesPerToken;
+        int g = Math.Min(Gpus, ic.GpusPerNode);
+        int nodes = (Gpus + g - 1) / g;
+        double seconds = 2.0 * (g - 1) / g * bytes / ic.IntraNode.Bandwidth
+            + 2.0 * Math.Ceiling(Math.Log2(g)) * ic.IntraNode.LatencySeconds;
+        if (nodes > 1)
+        {
+            seconds += 2.0 * (nodes - 1) / nodes * (bytes / g) / ic.InterNode.Bandwidth
+                + 2.0 * Math.Ceiling(Math.Log2(nodes)) * ic.InterNode.LatencySeconds;
+        }
+        return 2.0 * Model.Layers * seconds;
+    }
+
+    /// <summary>Per-layer query out and partial back for <paramref name="queryTokens"/> rows over <paramref name="link"/>.</summary>
+    public double ExchangeSeconds(double queryTokens, Link link)
+    {
+        if (queryTokens <= 0)
+            return 0;
+        return Model.Layers * (link.Seconds(queryTokens * Model.QueryBytesPerTokenLayer)
+            + link.Seconds(queryTokens * Model.PartialBytesPerTokenLayer));
+    }
+
+    /// <summary>Prices one step of instance <paramref name="instance"/>.</summary>
+    public StepCost Price(StepWork work, int instance)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        double gemm = GemmSeconds(work.Tokens, work.LogitRows);
+        double local = AttentionSeconds(work.LocalAttentionFlops, work.LocalAttentionBytes, Gpus);
+        double remote = 0;
+        for (int j = 0; j < work.RemoteQueryTokens.Length; j++)
+        {
+            if (work.RemoteQueryTokens[j] <= 0)
+                continue;
+            double t = AttentionSeconds(work.RemoteFlops[j], work.RemoteBytes[j], Layout.GpusPerInstance)
+                + ExchangeSeconds(work.RemoteQueryTokens[j], Layout.Between(instance, j));
+            remote = Math.Max(remote, t);
+        }
+        bool busy = work.Tokens > 0 || work.LocalAttentionBytes > 0;
+        double overhead = busy ? Model.Layers * Device.LayerOverheadSeconds : 0;
+        double migration = work.MigrationBytes > 0 ? work.MigrationLink.Seconds(work.MigrationBytes) : 0;
+        return new StepCost(gemm, local, remote, AllReduceSeconds(work.Tokens), overhead, migration);
+    }
+
+    /// <summary>The paper's T(b, S) for a batch of decodes at context lengths <paramref name="contexts"/> on one
+    /// instance with all KV local: what a placement policy evaluates when it weighs a move.</summary>
+    public double DecodeStepSeconds(IReadOnlyList<long> contexts)
+    {
+        ArgumentNullException.ThrowIfNull(contexts);
+        double flops = 0, bytes = 0;
+        double kvPerToken = Model.KvBytesPerToken(Device.KvBytesPerElement);
+        foreach (long s in contexts)
+        {
+            flops += Model.AttentionFlops(s - 1, 1);
+            bytes += s * kvPerToken;
+        }
+        if (contexts.Count == 0)
+            return 0;
+        return GemmSeconds(contexts.Count, contexts.Count) + AttentionSeconds(flops, bytes, Gpus)
+            + AllReduceSeconds(contexts.Count) + Model.Layers * Device.LayerOverheadSeconds;
+    }
+
+    /// <summary>
+    /// The gManager's view of a step (<see cref="ICostModel"/>): <see cref="InstanceLoad.BatchTokens"/> decode rows,
+    /// attention over every KV part held here, and the exchanges of its remote parts, priced by the same roofline as
+    /// the simulated steps so the greedy policy plans with the costs the simulation then charges. Exchanges take the
+    /// InfiniBand latency when the cluster spans nodes (the policy's view has no per-pair links).
+    /// </summary>
+    public double StepSeconds(InstanceLoad load)
+    {
+        ArgumentNullException.ThrowIfNull(load);
+        if (load.BatchTokens <= 0 && load.KvTokens.Count == 0)
+            return 0;
+        double kvPerToken = Model.KvBytesPerToken(Device.KvBytesPerElement);
+        double keys = 0;
+        foreach (int tokens in load.KvTokens)
+            keys += tokens;
+        double flops = 4.0 * Model.Layers * Model.QHeads * Model.HeadDim * keys;
+        double seconds = GemmSeconds(load.BatchTokens, load.BatchTokens) + AttentionSeconds(flops, keys * kvPerToken, Gpus)
+            + AllReduceSeconds(load.BatchTokens) + Model.Layers * Device.LayerOverheadSeconds;
+        if (load.RemoteParts > 0)
+        {
+            Interconnect ic = Layout.Interconnect;
+            Link link = Layout.Gpus > ic.GpusPerNode ? ic.InterNode : ic.IntraNode;
+            seconds += load.RemoteParts * 2.0 * Model.Layers * link.LatencySeconds
+                + load.ExchangeBytes / (link.Bandwidth * Gpus);
+        }
+        return seconds;
+    }
+}

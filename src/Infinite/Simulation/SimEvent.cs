@@ -1,0 +1,13 @@
+namespace Infinite.Simulation;
+
+/// <summary>What happens at an instant of simulated time.</summary>
+internal enum SimEventKind
+{
+    /// <summary>A request of the workload arrives (<see cref="SimEvent.Target"/> = request index).</summary>
+    Arrival,
+    /// <summary>An instance finishes its step (<see cref="SimEvent.Target"/> = instance).</summary>
+    StepDone,
+}
+
+/// <summary>One event: its kind and the request or instance it concerns.</summary>
+internal readonly record struct SimEvent(SimEventKind Kind, int Target);

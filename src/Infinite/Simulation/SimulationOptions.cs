@@ -1,0 +1,52 @@
+namespace Infinite.Simulation;
+
+/// <summary>The engine's batching limits as the simulator applies them, and how the run reports progress.</summary>
+public sealed record SimulationOptions
+{
+    /// <summary>Tokens one instance feeds per step (decodes first, then prefill chunks), as
+    /// <c>EngineOptions.MaxBatchTokens</c>. Default 2048 (the engine's default).</summary>
+    public int MaxBatchTokens { get; init; } = 2048;
+
+    /// <summary>Requests running at once on one instance (<c>EngineOptions.MaxRunningRequests</c>, 256).</summary>
+    public int MaxRunningPerInstance { get; init; } = 256;
+
+    /// <summary>Steps per instance between gManager move plans for policies that migrate pages (the paper re-plans
+    /// periodically because lengths are not known ahead; planning every step would cost the simulation more than it
+    /// tells). Default 32; the plan's move budget is <see cref="MigrationTokensPerStep"/> times this.</summary>
+    public int PlanEverySteps { get; init; } = 32;
+
+    /// <summary>KV tokens a request migrates per decode step at most (the paper: 16 tokens per step hide fully behind
+    /// inference). Default 16.</summary>
+    public int MigrationTokensPerStep { get; init; } = 16;
+
+    /// <summary>Called every <see cref="ProgressEvery"/> finished or rejected requests (and at the end) with
+    /// (done, total, simulated seconds).</summary>
+    public Action<int, int, double>? Progress { get; init; }
+
+    public int ProgressEvery { get; init; } = 50;
+
+    /// <summary>Most utilisation samples kept (older ones are thinned to every other as the run grows).</summary>
+    public int MaxSamples { get; init; } = 20_000;
+
+    /// <summary>Stops a run between events (checked every few thousand events).</summary>
+    public CancellationToken Cancellation { get; init; }
+
+    /// <summary>A guard against runaway runs: simulation stops with an exception after this many events.</summary>
+    public long MaxEvents { get; init; } = 200_000_000;
+
+    public void Validate()
+    {
+        if (MaxBatchTokens < 1)
+            throw new ArgumentException($"The step token budget must be at least 1, got {MaxBatchTokens}.");
+        if (MaxRunningPerInstance < 1)
+            throw new ArgumentException($"At least one request must run per instance, got {MaxRunningPerInstance}.");
+        if (PlanEverySteps < 1)
+            throw new ArgumentException($"Plans need at least one step between them, got {PlanEverySteps}.");
+        if (MigrationTokensPerStep < 0)
+            throw new ArgumentException($"Migration tokens per step must be >= 0, got {MigrationTokensPerStep}.");
+        if (ProgressEvery < 1)
+            throw new ArgumentException($"Progress is reported every 1 or more requests, got {ProgressEvery}.");
+        if (MaxSamples < 16)
+            throw new ArgumentException($"Keep at least 16 utilisation samples, got {MaxSamples}.");
+    }
+}
