@@ -13,6 +13,9 @@ namespace Infinite.Cli;
 /// </summary>
 internal static class SimulateCommand
 {
+    /// <summary>The real side of <c>--validate-cpu</c> (tests substitute a fake that times nothing).</summary>
+    internal static ICpuEngineRunner Runner { get; set; } = new DemoEngineRunner();
+
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Model shape(s): 7b, 13b, 70b (Llama-2) or demo-12m (the CPU bench model), comma-separated.", DefaultValueFactory = _ => "7b" };
@@ -37,15 +40,73 @@ internal static class SimulateCommand
         var gpusPerNode = new Option<int?>("--gpus-per-node") { Description = "GPUs per node (NVLink domain); default 8." };
         var migration = new Option<int>("--migration-tokens") { Description = "KV tokens a request may migrate per decode step (the paper: 16 hide fully).", DefaultValueFactory = _ => 16 };
         var planEvery = new Option<int>("--plan-every") { Description = "Steps per instance between gManager move plans.", DefaultValueFactory = _ => 32 };
+        var validateCpu = new Option<bool>("--validate-cpu") { Description = "Run a small seeded trace on the real engine (demo model, 1 and 2 in-process CPU instances) and through the simulator (cpu profile, demo-12m, shared host), and compare throughput and step time (issue 8, item 4). Honours --requests (default 8 here), --seed, --rate, --page-tokens, --batch-tokens, --lending-cap, --save-trace." };
+        var validateInstances = new Option<string>("--validate-instances") { Description = "Instance counts for --validate-cpu, comma-separated.", DefaultValueFactory = _ => "1,2" };
+        var repeats = new Option<int>("--validate-repeats") { Description = "Real runs per instance count for --validate-cpu; the median (by makespan) is compared.", DefaultValueFactory = _ => 5 };
+        var json = new Option<string?>("--json") { Description = "With --validate-cpu: also write the figures as JSON to this file." };
 
         var command = new Command("simulate", "Simulate the cluster scheduler (static, borrowing, single-instance) on a cost model of many GPUs.");
         foreach (Option option in new Option[] { model, gpus, device, perInstance, trace, workload, rate, requests, seed, policy, report, saveTrace,
-            pageTokens, batchTokens, lendingCap, nvlink, nvlinkLatency, ib, ibLatency, gpusPerNode, migration, planEvery })
+            pageTokens, batchTokens, lendingCap, nvlink, nvlinkLatency, ib, ibLatency, gpusPerNode, migration, planEvery,
+            validateCpu, validateInstances, repeats, json })
         {
             command.Options.Add(option);
         }
-        command.SetAction((result, cancellationToken) => Task.FromResult(Execute(result, cancellationToken)));
+        command.SetAction((result, cancellationToken) => result.GetValue(validateCpu)
+            ? ValidateAsync(result, cancellationToken)
+            : Task.FromResult(Execute(result, cancellationToken)));
         return command;
+
+        async Task<int> ValidateAsync(ParseResult result, CancellationToken cancellationToken)
+        {
+            TextWriter output = result.InvocationConfiguration.Output;
+            TextWriter error = result.InvocationConfiguration.Error;
+            try
+            {
+                var options = new CpuValidationOptions
+                {
+                    Requests = result.GetResult(requests) is { Implicit: false } ? result.GetValue(requests) : 8,
+                    Seed = result.GetValue(seed),
+                    Rate = result.GetValue(rate),
+                    PageTokens = result.GetValue(pageTokens),
+                    MaxBatchTokens = result.GetValue(batchTokens),
+                    LendingCap = result.GetValue(lendingCap),
+                    Repeats = result.GetValue(repeats),
+                    Instances = [.. Split(result.GetValue(validateInstances)!, "--validate-instances").Select(n => ParsePositive(n, "--validate-instances"))],
+                };
+                options.Validate();
+                string tracePath = result.GetValue(saveTrace) ?? Path.Combine(Path.GetTempPath(), "infinite-validate-cpu.csv");
+                CpuValidationReport report = await CpuValidation.RunAsync(Runner, options, tracePath, error.WriteLine, cancellationToken).ConfigureAwait(false);
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"simulator vs real CPU engine: demo-12m, {report.Trace.Count} requests ({report.Trace.Sum(r => (long)r.PromptTokens)} prompt + {report.Trace.Sum(r => (long)r.OutputTokens)} output tokens), trace {tracePath}, KV {options.KvMemoryBytes >> 20} MiB split over the instances, {Environment.ProcessorCount} cores"));
+                output.Write(CpuValidation.Table(report));
+                foreach (ValidationRow row in report.Rows.Where(r => r.Runs.Count > 1))
+                {
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{row.Instances} instance(s): median of {row.Runs.Count} real runs; throughput {row.Runs.Min(r => r.Throughput):0}-{row.Runs.Max(r => r.Throughput):0} tok/s, mean step {row.Runs.Min(r => r.MeanStepSeconds) * 1e3:0.0}-{row.Runs.Max(r => r.MeanStepSeconds) * 1e3:0.0} ms across runs"));
+                }
+                output.WriteLine(report.TargetsMet
+                    ? string.Create(CultureInfo.InvariantCulture, $"throughput and mean step time within {options.Tolerance * 100:0}% for every instance count")
+                    : string.Create(CultureInfo.InvariantCulture, $"MISS: some throughput or step-time prediction is off by more than {options.Tolerance * 100:0}%"));
+                if (result.GetValue(json) is { } jsonPath)
+                {
+                    using FileStream file = File.Create(jsonPath);
+                    report.WriteJson(file);
+                    output.WriteLine($"json: {jsonPath}");
+                }
+                return 0;
+            }
+            catch (OperationCanceledException)
+            {
+                error.WriteLine("cancelled");
+                return 130;
+            }
+            catch (Exception e) when (e is ArgumentException or IOException or FormatException or UnauthorizedAccessException or InvalidDataException or Native.InfiniteException)
+            {
+                error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+        }
 
         int Execute(ParseResult result, CancellationToken cancellationToken)
         {

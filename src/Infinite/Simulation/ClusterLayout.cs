@@ -27,8 +27,13 @@ public sealed record ClusterLayout
     /// <summary>Bytes an instance can give the KV cache: usable memory of its GPUs minus the weights.</summary>
     public double KvBytesPerInstance => GpusPerInstance * Device.MemoryBytes * Device.UsableMemoryFraction - WeightBytes;
 
+    /// <summary>KV pages of one instance when they are known rather than derived from the device's memory (a real
+    /// engine's pools, as the CPU validation replays them); null: from <see cref="KvBytesPerInstance"/>.</summary>
+    public int? KvPagesPerInstance { get; init; }
+
     /// <summary>KV pages of one instance.</summary>
-    public int PagesPerInstance => (int)Math.Min(int.MaxValue / Math.Max(1, Instances), Math.Floor(KvBytesPerInstance / PageBytes));
+    public int PagesPerInstance => KvPagesPerInstance
+        ?? (int)Math.Min(int.MaxValue / Math.Max(1, Instances), Math.Floor(KvBytesPerInstance / PageBytes));
 
     /// <summary>Tokens of KV one instance holds.</summary>
     public long TokensPerInstance => (long)PagesPerInstance * PageTokens;

@@ -37,6 +37,9 @@ public sealed class ClusterSimulator
     private double _busySeconds;
     private double _lastCompletion;
     private long _nextPlanStep;
+    private long _admissions;
+    private bool _clusterBusy;
+    private bool _clusterStepScheduled;
     private readonly int _scale;
 
     public ClusterSimulator(SimulationPolicy policy, ClusterLayout layout, IReadOnlyList<WorkloadRequest> workload,
@@ -85,7 +88,7 @@ public sealed class ClusterSimulator
             _requests[r] = new SimRequest(r, w, n);
             _events.Schedule(w.ArrivalSeconds, new SimEvent(SimEventKind.Arrival, r));
         }
-        _nextPlanStep = (long)_options.PlanEverySteps * n;
+        _nextPlanStep = (long)_options.PlanEverySteps * (_options.SharedHost ? 1 : n);
         Sample(0, force: true);
 
         while (_events.TryTake(out SimEvent e, out double now))
@@ -100,7 +103,14 @@ public sealed class ClusterSimulator
                     Arrive(_requests[e.Target], now);
                     break;
                 case SimEventKind.StepDone:
-                    FinishStep(e.Target, now);
+                    if (e.Target < 0)
+                        FinishClusterStep(now);
+                    else
+                        FinishStep(e.Target, now);
+                    break;
+                case SimEventKind.ClusterStep:
+                    _clusterStepScheduled = false;
+                    StartClusterStep(now);
                     break;
             }
         }
@@ -177,6 +187,7 @@ public sealed class ClusterSimulator
             _queue.RemoveFirst();
             CountPages(r, 0);
             r.State = SimRequestState.Running;
+            r.AdmissionOrder = ++_admissions;
             _instances[home].Running.Add(r);
             Wake(home, now);
         }
@@ -198,8 +209,107 @@ public sealed class ClusterSimulator
 
     private void Wake(int instance, double now)
     {
+        if (_options.SharedHost)
+        {
+            // One cluster step at a time; started by an event after whatever else happens at this instant.
+            if (!_clusterBusy && !_clusterStepScheduled)
+            {
+                _clusterStepScheduled = true;
+                _events.Schedule(now, new SimEvent(SimEventKind.ClusterStep, -1));
+            }
+            return;
+        }
         if (!_instances[instance].Busy)
             StartStep(instance, now);
+    }
+
+    /// <summary>
+    /// Shared host (<see cref="SimulationOptions.SharedHost"/>): one step for the whole cluster with one token budget,
+    /// planned as the engine's scheduler plans it (every instance's decodes, then prefill chunks in cluster-wide
+    /// admission order), priced per instance and charged as the sum of the instances' times, since they share the
+    /// host's cores and memory bandwidth.
+    /// </summary>
+    private void StartClusterStep(double now)
+    {
+        if (_clusterBusy)
+            return;
+        int budget = _options.MaxBatchTokens;
+        foreach (SimulatedBatcher b in _instances)
+            b.Chunks.Clear();
+        foreach (SimulatedBatcher b in _instances)
+            b.PlanDecodes(_ops, now, ref budget);
+        var prefills = new List<SimRequest>();
+        foreach (SimulatedBatcher b in _instances)
+            prefills.AddRange(b.Running.Where(r => !r.Prefilled));
+        prefills.Sort((x, y) => x.AdmissionOrder.CompareTo(y.AdmissionOrder));
+        foreach (SimRequest r in prefills)
+        {
+            if (budget <= 0)
+                break;
+            _instances[r.Home].PlanPrefill(r, ref budget);
+        }
+        double seconds = 0;
+        bool any = false;
+        for (int i = 0; i < _instances.Length; i++)
+        {
+            SimulatedBatcher b = _instances[i];
+            StepWork work = b.Work;
+            work.Clear();
+            if (b.Chunks.Count > 0)
+                FillWork(i, b, work, chargeServedPages: false);
+            if (_pendingMigrationBytes[i] > 0)
+            {
+                work.MigrationBytes = _pendingMigrationBytes[i];
+                work.MigrationLink = _pendingMigrationLink[i];
+                _pendingMigrationBytes[i] = 0;
+            }
+            b.LastBatchTokens = (int)Math.Min(int.MaxValue, work.Tokens);
+            _policy.ReportBatch(_space, i, b.LastBatchTokens);
+            if (b.Chunks.Count == 0)
+                continue; // nothing homed here runs this step; attention over pages it lends is charged to the debtors
+            any = true;
+            seconds += _cost.Price(work, i).SharedHostSeconds;
+        }
+        if (!any)
+            return;
+        if (!(seconds > 0))
+            throw new InvalidOperationException($"The cluster priced a non-empty step at {seconds} s.");
+        _clusterBusy = true;
+        foreach (SimulatedBatcher b in _instances)
+            b.Busy = true;
+        _busySeconds += seconds;
+        _stepCount++;
+        if (_options.StepObserver is { } observe)
+        {
+            int decode = 0, prefill = 0;
+            foreach (SimulatedBatcher b in _instances)
+            {
+                foreach (SimulatedBatcher.Chunk c in b.Chunks)
+                {
+                    if (c.Decode)
+                        decode += c.Count;
+                    else
+                        prefill += c.Count;
+                }
+            }
+            observe(prefill, decode, seconds);
+        }
+        _events.Schedule(now + seconds, new SimEvent(SimEventKind.StepDone, -1));
+    }
+
+    private void FinishClusterStep(double now)
+    {
+        _clusterBusy = false;
+        for (int i = 0; i < _instances.Length; i++)
+            CompleteChunks(_instances[i], now);
+        Sample(now, force: false);
+        if (_policy.Plans && _stepCount >= _nextPlanStep)
+        {
+            _nextPlanStep = _stepCount + _options.PlanEverySteps;
+            Plan();
+        }
+        Dispatch(now);
+        Wake(0, now);
     }
 
     private void StartStep(int i, double now)
@@ -231,7 +341,10 @@ public sealed class ClusterSimulator
     }
 
     /// <summary>FLOPs and bytes of the planned chunks, split by where each request's pages lie.</summary>
-    private void FillWork(int i, SimulatedBatcher b, StepWork work)
+    /// <param name="chargeServedPages">Whether this instance also pays for reading the pages it lends (separate
+    /// devices: the creditor does that work in its own steps). On a shared host the debtor's remote parts, already
+    /// priced where the pages are, are the same work on the same cores, so they are not charged twice.</param>
+    private void FillWork(int i, SimulatedBatcher b, StepWork work, bool chargeServedPages = true)
     {
         ModelShape m = _layout.Model;
         double kvPerToken = m.KvBytesPerToken(_layout.Device.KvBytesPerElement);
@@ -272,7 +385,7 @@ public sealed class ClusterSimulator
             }
         }
         // Creditor work: the pages this instance holds for requests homed elsewhere are read once per step.
-        if (_foreignPages[i] > 0)
+        if (chargeServedPages && _foreignPages[i] > 0)
         {
             double tokens = (double)_foreignPages[i] * _layout.PageTokens;
             work.ServedAttentionBytes = tokens * kvPerToken;
@@ -284,6 +397,20 @@ public sealed class ClusterSimulator
     private void FinishStep(int i, double now)
     {
         SimulatedBatcher b = _instances[i];
+        CompleteChunks(b, now);
+        Sample(now, force: false);
+        if (_policy.Plans && _stepCount >= _nextPlanStep)
+        {
+            _nextPlanStep = _stepCount + (long)_options.PlanEverySteps * _instances.Length;
+            Plan();
+        }
+        Dispatch(now);
+        Wake(i, now);
+    }
+
+    /// <summary>Books the tokens of an instance's finished step: prefill progress, first tokens, decodes, completions.</summary>
+    private void CompleteChunks(SimulatedBatcher b, double now)
+    {
         b.Busy = false;
         foreach (SimulatedBatcher.Chunk c in b.Chunks)
         {
@@ -306,14 +433,6 @@ public sealed class ClusterSimulator
                 Finish(r, now);
         }
         b.Chunks.Clear();
-        Sample(now, force: false);
-        if (_policy.Plans && _stepCount >= _nextPlanStep)
-        {
-            _nextPlanStep = _stepCount + (long)_options.PlanEverySteps * _instances.Length;
-            Plan();
-        }
-        Dispatch(now);
-        Wake(i, now);
     }
 
     private void Finish(SimRequest r, double now)

@@ -21,8 +21,10 @@ public sealed record Interconnect
     /// <summary>DGX H100: NVLink 4 (450 GB/s per direction) and NDR InfiniBand (400 Gb/s = 50 GB/s) per GPU.</summary>
     public static Interconnect DgxH100 { get; } = new() { IntraNode = new(450e9, 3e-6), InterNode = new(50e9, 8e-6) };
 
-    /// <summary>CPU instances in one process or on one host: shared memory at about the measured copy bandwidth.</summary>
-    public static Interconnect SharedMemory { get; } = new() { GpusPerNode = 1 << 20, IntraNode = new(10e9, 2e-6), InterNode = new(10e9, 2e-6) };
+    /// <summary>CPU instances in one process or on one host: the in-process communicator as docs/PERFORMANCE.md
+    /// measures it on dev-cpu (comm bench: a 4 KiB round trip takes 35 us, so 17.5 us per message; 4 MiB messages move
+    /// at 3.2 GB/s, one copy in and one out).</summary>
+    public static Interconnect SharedMemory { get; } = new() { GpusPerNode = 1 << 20, IntraNode = new(3.2e9, 17.5e-6), InterNode = new(3.2e9, 17.5e-6) };
 
     /// <summary>The default interconnect for a device profile.</summary>
     public static Interconnect For(DeviceProfile device) => device.Name switch

@@ -42,6 +42,9 @@ internal sealed class SimRequest
     public double FinishSeconds { get; set; } = double.NaN;
     public string? RejectReason { get; set; }
     public int Preemptions { get; set; }
+    /// <summary>When it was last admitted (a counter): the cluster-wide admission order the engine's scheduler
+    /// feeds prefill chunks in.</summary>
+    public long AdmissionOrder { get; set; }
 
     /// <summary>Prompt plus generated tokens: what a (re)prefill must compute.</summary>
     public long Tokens => Workload.PromptTokens + (long)Generated;

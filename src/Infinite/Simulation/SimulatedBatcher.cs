@@ -54,6 +54,20 @@ internal sealed class SimulatedBatcher
     {
         Chunks.Clear();
         int budget = _maxBatchTokens;
+        PlanDecodes(ops, now, ref budget);
+        foreach (SimRequest r in Running)
+        {
+            if (budget <= 0)
+                break;
+            PlanPrefill(r, ref budget);
+        }
+    }
+
+    /// <summary>Adds one decode per prefilled running request (oldest first) to <see cref="Chunks"/> while
+    /// <paramref name="budget"/> lasts, growing pages and preempting as the engine does. The lockstep mode of a shared
+    /// host (<see cref="SimulationOptions.SharedHost"/>) calls it for every instance with one cluster budget.</summary>
+    public void PlanDecodes(PageOps ops, double now, ref int budget)
+    {
         for (int k = 0; k < Running.Count && budget > 0; k++)
         {
             SimRequest r = Running[k];
@@ -82,15 +96,16 @@ internal sealed class SimulatedBatcher
                 budget--;
             }
         }
-        foreach (SimRequest r in Running)
-        {
-            if (budget <= 0)
-                break;
-            if (r.Prefilled)
-                continue;
-            int count = (int)Math.Min(r.Pending, budget);
-            Chunks.Add(new Chunk(r, r.Computed, count, Decode: false, Logits: count == r.Pending));
-            budget -= count;
-        }
+    }
+
+    /// <summary>Adds the next prefill chunk of <paramref name="r"/> (homed here, not yet prefilled) within
+    /// <paramref name="budget"/>.</summary>
+    public void PlanPrefill(SimRequest r, ref int budget)
+    {
+        if (budget <= 0 || r.Prefilled)
+            return;
+        int count = (int)Math.Min(r.Pending, budget);
+        Chunks.Add(new Chunk(r, r.Computed, count, Decode: false, Logits: count == r.Pending));
+        budget -= count;
     }
 }

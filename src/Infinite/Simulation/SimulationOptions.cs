@@ -19,6 +19,23 @@ public sealed record SimulationOptions
     /// inference). Default 16.</summary>
     public int MigrationTokensPerStep { get; init; } = 16;
 
+    /// <summary>
+    /// Instances on one shared host, as the engine runs them in one process (<c>InfiniteOptions.Instances</c> on the
+    /// CPU, <c>infinite serve --instances N</c>): the engine's scheduler batches the whole cluster into one step with
+    /// one token budget (<see cref="MaxBatchTokens"/> for all instances together: decodes first, then prefill chunks
+    /// in cluster-wide admission order) and the distributed executor runs every instance's share of it at once; and
+    /// the instances share the host's cores and memory bandwidth: the native thread pool is process-wide and runs one
+    /// parallel region at a time, so the instances' kernels take turns on all the cores instead of running side by
+    /// side. A cluster step therefore lasts the <em>sum</em> of the instances' priced parts, each priced at the whole
+    /// machine's rates (the device profile's figures are the host's), not the longest of them as on separate GPUs.
+    /// Default false: the paper's setup, every instance on its own GPUs with its own clock and budget.
+    /// </summary>
+    public bool SharedHost { get; init; }
+
+    /// <summary>Called for each shared-host cluster step with (prefill tokens, decode tokens, seconds): the per-step
+    /// figures the CPU validation compares with the real engine's <c>StepCompleted</c> events.</summary>
+    public Action<int, int, double>? StepObserver { get; init; }
+
     /// <summary>Called every <see cref="ProgressEvery"/> finished or rejected requests (and at the end) with
     /// (done, total, simulated seconds).</summary>
     public Action<int, int, double>? Progress { get; init; }

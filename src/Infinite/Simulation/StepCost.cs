@@ -18,4 +18,10 @@ public readonly record struct StepCost(
 
     /// <summary>Step time: migration hides behind compute unless it takes longer than the step.</summary>
     public double Total => Math.Max(ComputeSeconds, MigrationSeconds);
+
+    /// <summary>The instance's share of a cluster step on a shared host (<see cref="SimulationOptions.SharedHost"/>):
+    /// every part runs on the same cores one after the other, so the remote part (attention over lent pages and the
+    /// exchange) adds to the local one instead of overlapping it.</summary>
+    public double SharedHostSeconds => Math.Max(GemmSeconds + LocalAttentionSeconds + RemoteAttentionSeconds
+        + AllReduceSeconds + OverheadSeconds, MigrationSeconds);
 }
