@@ -18,6 +18,7 @@
 #include "comm/mpi/mpi_plugin_abi.h"
 #include "core/cuda_loader.h"
 #include "core/log.h"
+#include "core/plugin_library.h"
 #include "core/status.h"
 
 namespace inf {
@@ -40,36 +41,17 @@ struct MpiRuntime {
     bool unfinished_sends = false;  // a send never completed: finalising could hang, so it is skipped
 };
 
-std::string dl_error() {
-    const char* text = dlerror();
-    return text != nullptr ? text : "unknown dynamic loader error";
-}
-
 std::string load_plugin(MpiRuntime& runtime) {
-    std::string path;
-    const char* env = std::getenv(kPluginEnv);
-    if (env != nullptr && env[0] != '\0') {
-        path = env;
-    } else {
-        const std::string directory = library_directory();
-        path = directory.empty() ? std::string(kPluginFile) : directory + "/" + kPluginFile;
-        if (access(path.c_str(), F_OK) != 0) {
-            return cat("MPI communicator unavailable: ", kPluginFile, " not found in ",
-                       directory.empty() ? std::string("the directory of libinfinite.so") : directory,
-                       " (it is built next to libinfinite.so where CMake finds MPI; ", kPluginEnv,
-                       " names another location)");
-        }
-    }
     // RTLD_GLOBAL: Open MPI dlopens its own components, which resolve libmpi's symbols from the global
     // namespace. Never closed: MPI cannot be unloaded and started again.
-    void* library = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
-    if (library == nullptr) {
-        return cat("MPI communicator unavailable: cannot load ", kPluginFile, ": ", dl_error());
+    const PluginLibrary library = open_plugin("MPI communicator", "MPI", kPluginFile, kPluginEnv,
+                                              "it is built next to libinfinite.so where CMake finds MPI",
+                                              INF_MPI_PLUGIN_ENTRY_NAME, RTLD_NOW | RTLD_GLOBAL);
+    if (library.entry == nullptr) {
+        return library.error;
     }
-    void* entry = dlsym(library, INF_MPI_PLUGIN_ENTRY_NAME);
-    if (entry == nullptr) {
-        return cat("MPI communicator unavailable: ", path, " is not an Infinite MPI plug-in: ", dl_error());
-    }
+    const std::string& path = library.path;
+    void* entry = library.entry;
     inf_mpi_plugin_get_fn get = nullptr;
     static_assert(sizeof get == sizeof entry);
     std::memcpy(&get, &entry, sizeof get);  // object pointer to function pointer, as POSIX allows

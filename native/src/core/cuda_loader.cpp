@@ -10,6 +10,7 @@
 #include "core/cuda_backend.h"
 #include "core/log.h"
 #include "core/plugin_abi.h"
+#include "core/plugin_library.h"
 #include "core/status.h"
 
 namespace inf {
@@ -22,41 +23,21 @@ constexpr const char* kPluginEnv = "INFINITE_CUDA_PLUGIN";
 // An address inside this shared object, for dladdr.
 const char g_anchor = 0;
 
-std::string dl_error() {
-    const char* text = dlerror();
-    return text != nullptr ? text : "unknown dynamic loader error";
-}
-
 // Either fills result.backend or returns the reason it cannot.
 std::string try_load(CudaLoadResult& result) {
-    std::string path;
-    const char* env = std::getenv(kPluginEnv);
-    if (env != nullptr && env[0] != '\0') {
-        path = env;
-    } else {
-        const std::string directory = library_directory();
-        path = directory.empty() ? std::string(kPluginFile) : directory + "/" + kPluginFile;
-        if (access(path.c_str(), F_OK) != 0) {
-            if (INFINITE_CUDA_BUILT == 0) {
-                return "CUDA backend not built (INFINITE_CUDA=OFF or no CUDA compiler at build time)";
-            }
-            return cat("CUDA backend unavailable: ", kPluginFile, " not found in ",
-                       directory.empty() ? std::string("the directory of libinfinite.so") : directory,
-                       " (it is built and shipped next to libinfinite.so; ", kPluginEnv,
-                       " names another location)");
-        }
-    }
-
     // RTLD_LOCAL: the plug-in's statically linked CUDA runtime stays out of the global namespace.
     // The handle is never closed: buffers may hold device memory until the process exits.
-    void* library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (library == nullptr) {
-        return cat("CUDA backend unavailable: cannot load ", kPluginFile, ": ", dl_error());
+    const PluginLibrary library = open_plugin("CUDA backend", "CUDA", kPluginFile, kPluginEnv,
+                                              "it is built and shipped next to libinfinite.so", INF_PLUGIN_ENTRY_NAME,
+                                              RTLD_NOW | RTLD_LOCAL);
+    if (library.missing && INFINITE_CUDA_BUILT == 0) {
+        return "CUDA backend not built (INFINITE_CUDA=OFF or no CUDA compiler at build time)";
     }
-    void* entry = dlsym(library, INF_PLUGIN_ENTRY_NAME);
-    if (entry == nullptr) {
-        return cat("CUDA backend unavailable: ", path, " is not an Infinite CUDA plug-in: ", dl_error());
+    if (library.entry == nullptr) {
+        return library.error;
     }
+    const std::string& path = library.path;
+    void* entry = library.entry;
     inf_plugin_get_fn get = nullptr;
     static_assert(sizeof get == sizeof entry);
     std::memcpy(&get, &entry, sizeof get);  // object pointer to function pointer, as POSIX allows
