@@ -113,26 +113,8 @@ public sealed class NativeModel : IDisposable
     /// <summary>Runs one step with sparse attention (streaming heads, page selection for retrieval heads).</summary>
     public unsafe void Step(PagePool pool, in NativeStepPlan plan, in NativeSparseStep sparse, Span<float> logits)
     {
-        CheckSparse(plan, sparse);
-        fixed (int* streaming = sparse.StreamingHeads, store = sparse.SelectionStore, slots = sparse.SelectionSlots, reselect = sparse.Reselect)
-        {
-            inf_sparse_step native = new()
-            {
-                size = (uint)sizeof(inf_sparse_step),
-                streaming_heads = sparse.StreamingHeads.IsEmpty ? null : streaming,
-                decode_sink_tokens = sparse.DecodeSinkTokens,
-                decode_local_tokens = sparse.DecodeLocalTokens,
-                prefill_sink_tokens = sparse.PrefillSinkTokens,
-                prefill_local_tokens = sparse.PrefillLocalTokens,
-                budget_tokens = sparse.BudgetTokens,
-                per_query_head = sparse.PerQueryHead ? 1 : 0,
-                selection_store = sparse.SelectionStore.IsEmpty ? null : store,
-                slot_ints = sparse.SelectionStore.IsEmpty ? 0 : sparse.SlotInts,
-                selection_slots = sparse.SelectionStore.IsEmpty ? null : slots,
-                reselect = sparse.SelectionStore.IsEmpty ? null : reselect,
-            };
-            Run(pool, plan, logits, &native);
-        }
+        NativeStepExchange none = default;
+        RunSparse(pool, plan, sparse, none, exchanged: false, logits);
     }
 
     /// <summary>Runs this instance's share of a distributed step with sparse attention: streaming heads apply the Λ mask
@@ -143,6 +125,11 @@ public sealed class NativeModel : IDisposable
     /// <exception cref="CommunicationTimeoutException">A peer did not answer within the communicator's timeout.</exception>
     public unsafe void Step(PagePool pool, in NativeStepPlan plan, in NativeSparseStep sparse, in NativeStepExchange exchange,
         Span<float> logits)
+        => RunSparse(pool, plan, sparse, exchange, exchanged: true, logits);
+
+    // The sparse step as inf_sparse_step (spans pinned for the call), then a plain or a distributed step.
+    private unsafe void RunSparse(PagePool pool, in NativeStepPlan plan, in NativeSparseStep sparse, in NativeStepExchange exchange,
+        bool exchanged, Span<float> logits)
     {
         CheckSparse(plan, sparse);
         fixed (int* streaming = sparse.StreamingHeads, store = sparse.SelectionStore, slots = sparse.SelectionSlots, reselect = sparse.Reselect)
@@ -162,7 +149,14 @@ public sealed class NativeModel : IDisposable
                 selection_slots = sparse.SelectionStore.IsEmpty ? null : slots,
                 reselect = sparse.SelectionStore.IsEmpty ? null : reselect,
             };
-            RunExchange(pool, plan, exchange, logits, &native);
+            if (exchanged)
+            {
+                RunExchange(pool, plan, exchange, logits, &native);
+            }
+            else
+            {
+                Run(pool, plan, logits, &native);
+            }
         }
     }
 
