@@ -13,6 +13,7 @@
 #include "kv/dtype.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define INF_SELECT_X86 1
 #if defined(__GNUC__) && !defined(__clang__)
@@ -293,6 +294,167 @@ __attribute__((target("avx512f,avx2,fma"))) void split_avx512(const float* q, in
         }
     }
 }
+
+// ---- int8 summaries with AVX-512 VNNI ----------------------------------------------------------------
+// The selector reads every summary byte once per (sequence, KV head); with int8 codes its float loop
+// (widen, convert, two FMAs per value and query row) ran far below memory speed. Here the query row is
+// quantised to bytes too and each box costs byte dot products (vpdpbusd: 64 products per instruction).
+// Row g holds, after its float split form [q+][q-] (2D floats, the fallback), the bytes
+// [2 round(|q-| / s)][2 round(q+ / s)] (2D bytes, in the order of the box's [min][max] codes; the rounded
+// values are at most 127, so doubled they still fit a byte) and s (one float). With c the box's codes:
+//   2 (q+ . max - |q-| . min) / s  ~  sum(bytes[max] * c[max]) + sum(bytes[min] * -c[min])
+// and rounding q moves each term by at most s/2 * |c|: adding sum(|c|) (s/2 * |c| doubled) keeps
+// scale * s / 2 * (that sum) an upper bound of the decoded box's bound, and so of every key.
+
+bool vnni_supported() noexcept {
+    static const bool yes = [] {
+        unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+        return __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1U << 11)) != 0;
+    }();
+    return yes;
+}
+
+// Floats of one query row in the VNNI form (D % 64 == 0).
+constexpr std::size_t vnni_row_floats(int D) noexcept { return 2 * static_cast<std::size_t>(D) + static_cast<std::size_t>(D) / 2 + 1; }
+
+// Writes the byte form and its step after the float split form already in row (see above). A row whose
+// step is not a positive finite number (a zero or non-finite query) gets step NaN: scored in floats.
+void vnni_quantise_row(float* row, int D) noexcept {
+    const float* pos = row;
+    const float* neg = row + D;
+    float m = 0.0f;
+    for (int d = 0; d < D; ++d) {
+        m = std::max({m, pos[d], -neg[d]});
+    }
+    const float step = m / 127.0f;
+    auto* bytes = reinterpret_cast<std::uint8_t*>(row + 2 * static_cast<std::size_t>(D));
+    float* step_out = row + 2 * static_cast<std::size_t>(D) + static_cast<std::size_t>(D) / 2;
+    if (!(step > 0.0f) || !std::isfinite(step)) {
+        *step_out = std::numeric_limits<float>::quiet_NaN();
+        return;
+    }
+    for (int d = 0; d < D; ++d) {
+        bytes[d] = static_cast<std::uint8_t>(2.0f * std::min(127.0f, std::nearbyint(-neg[d] / step)));
+        bytes[D + d] = static_cast<std::uint8_t>(2.0f * std::min(127.0f, std::nearbyint(pos[d] / step)));
+    }
+    *step_out = step;
+}
+
+// One row's exact float score of one int8 box (the fallback for NaN steps and infinite box scales).
+float i8_box_in_floats(const float* row, int D, const std::int8_t* codes, float scale) noexcept {
+    float acc = 0.0f;
+    for (int d = 0; d < D; ++d) {
+        acc = std::fma(row[d], static_cast<float>(codes[D + d]), acc);
+        acc = std::fma(row[D + d], static_cast<float>(codes[d]), acc);
+    }
+    return acc * scale;
+}
+
+// The 16 horizontal sums of v[0..15] in one vector, lane i = sum of v[i] (45 instructions instead of 16
+// reductions of ~10 each): pairs interleaved within 128-bit lanes, then quads, then across the lanes.
+__attribute__((target("avx512f,avx512bw"))) inline __m512i sums16(const __m512i* v) noexcept {
+    __m512i a[8];
+    for (int i = 0; i < 8; ++i) {
+        a[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    }
+    __m512i b[4];
+    for (int j = 0; j < 4; ++j) {
+        b[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * j], a[2 * j + 1]), _mm512_unpackhi_epi64(a[2 * j], a[2 * j + 1]));
+    }
+    const __m512i e0 = _mm512_add_epi32(_mm512_shuffle_i32x4(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                        _mm512_shuffle_i32x4(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i e1 = _mm512_add_epi32(_mm512_shuffle_i32x4(b[2], b[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                        _mm512_shuffle_i32x4(b[2], b[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(e0, e1, _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(e0, e1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Vectors of partial sums waiting for their horizontal sums, 16 at a time: out[row] keeps the max of
+// factor * sum. (Members, not a lambda: GCC does not give a lambda its function's target attribute.)
+struct PendingSums {
+    __m512i vectors[16];
+    float factor[16];
+    int row[16];
+    int n = 0;
+
+    __attribute__((target("avx512f,avx512bw"))) void add(__m512i v, float f, int r, float* out) noexcept {
+        vectors[n] = v;
+        factor[n] = f;
+        row[n] = r;
+        if (++n == 16) {
+            flush(out);
+        }
+    }
+
+    __attribute__((target("avx512f,avx512bw"))) void flush(float* out) noexcept {
+        if (n == 0) {
+            return;
+        }
+        for (int i = n; i < 16; ++i) {
+            vectors[i] = _mm512_setzero_si512();
+        }
+        alignas(64) std::int32_t sums[16];
+        _mm512_store_si512(sums, sums16(vectors));
+        for (int i = 0; i < n; ++i) {
+            keep_max(out[row[i]], factor[i] * static_cast<float>(sums[i]));
+        }
+        n = 0;
+    }
+};
+
+// D % 64 == 0. Each (box, row) pair leaves one vector of partial sums; 16 of them are summed at once.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void split_vnni(const float* q, int groups, int D,
+                                                                         const void* box0, int used,
+                                                                         const float* scales, float* out) {
+    const std::size_t row = vnni_row_floats(D);
+    const std::size_t values = 2 * static_cast<std::size_t>(D);
+    const std::size_t step_at = values + static_cast<std::size_t>(D) / 2;
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int g = 0; g < groups; ++g) {
+        out[g] = -std::numeric_limits<float>::infinity();
+    }
+    PendingSums pending;
+    for (int sub = 0; sub < used; ++sub) {
+        const auto* codes = static_cast<const std::int8_t*>(box0) + static_cast<std::size_t>(sub) * values;
+        const float scale = scales[sub];
+        if (!(scale < std::numeric_limits<float>::infinity())) {  // empty box or an infinite key
+            for (int g = 0; g < groups; ++g) {
+                keep_max(out[g], i8_box_in_floats(q + static_cast<std::size_t>(g) * row, D, codes, scale));
+            }
+            continue;
+        }
+        // The box once for every row: negated min codes, max codes (D <= 256: at most 4 chunks each), and
+        // the vector of sum(|c|) partials every row's vector starts from.
+        const int chunks = D / 64;
+        __m512i neg_min[4];
+        __m512i max_codes[4];
+        __m512i magnitude = _mm512_setzero_si512();
+        for (int c = 0; c < chunks; ++c) {
+            const __m512i mn = _mm512_loadu_si512(codes + c * 64);
+            max_codes[c] = _mm512_loadu_si512(codes + D + c * 64);
+            neg_min[c] = _mm512_sub_epi8(_mm512_setzero_si512(), mn);
+            magnitude = _mm512_dpbusd_epi32(magnitude, _mm512_abs_epi8(mn), ones);
+            magnitude = _mm512_dpbusd_epi32(magnitude, _mm512_abs_epi8(max_codes[c]), ones);
+        }
+        for (int g = 0; g < groups; ++g) {
+            const float* r = q + static_cast<std::size_t>(g) * row;
+            const float step = r[step_at];
+            if (step != step) {
+                keep_max(out[g], i8_box_in_floats(r, D, codes, scale));
+                continue;
+            }
+            const auto* bytes = reinterpret_cast<const std::uint8_t*>(r + values);
+            __m512i acc = magnitude;
+            for (int c = 0; c < chunks; ++c) {
+                acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(bytes + c * 64), neg_min[c]);
+                acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(bytes + D + c * 64), max_codes[c]);
+            }
+            pending.add(acc, 0.5f * scale * step, g, out);
+        }
+    }
+    pending.flush(out);
+}
+
 #endif
 
 using ScoreFn = void (*)(const float*, int, int, const void*, const void*, float*);
@@ -328,7 +490,23 @@ PageFn pick_page_for(int head_dim) {
     return split_scalar<F>;
 }
 
+// True when int8 summaries of head_dim are scored by split_vnni (the AVX-512 level active and VNNI present).
+bool use_vnni(int head_dim, int summary_bits) {
+#if INF_SELECT_X86
+    return summary_bits == 8 && head_dim % 64 == 0 && active_isa() == Isa::avx512 && vnni_supported();
+#else
+    (void)head_dim;
+    (void)summary_bits;
+    return false;
+#endif
+}
+
 PageFn pick_page(int head_dim, int summary_bits) {
+#if INF_SELECT_X86
+    if (use_vnni(head_dim, summary_bits)) {
+        return split_vnni;
+    }
+#endif
     if (summary_bits == 16) {
         return pick_page_for<Fmt::bf16>(head_dim);
     }
@@ -349,10 +527,17 @@ struct SummaryView {
           value_bytes(static_cast<std::size_t>(bits / 8)),
           page_bytes(boxes * 2 * static_cast<std::size_t>(dim) * value_bytes + (bits == 8 ? boxes * sizeof(float) : 0)),
           score(pick_score(dim)),
-          page_fn(pick_page(dim, bits)) {}
+          page_fn(pick_page(dim, bits)),
+          vnni(use_vnni(dim, bits)) {}
 
-    // Floats of one query row as score_subs takes it: q, or for compact forms [q+][q-] (split_query).
-    std::size_t q_row_floats() const noexcept { return (bits == 32 ? 1 : 2) * static_cast<std::size_t>(dim); }
+    // Floats of one query row as score_subs takes it: q, or for compact forms [q+][q-] (split_query),
+    // followed by the byte form when vnni.
+    std::size_t q_row_floats() const noexcept {
+        if (vnni) {
+            return vnni_row_floats(dim);
+        }
+        return (bits == 32 ? 1 : 2) * static_cast<std::size_t>(dim);
+    }
 
     // Writes query row q (dim floats) in score_subs's form to out (q_row_floats()).
     void split_query(const float* q, float* out) const noexcept {
@@ -364,6 +549,11 @@ struct SummaryView {
             out[d] = std::max(q[d], 0.0f);
             out[dim + d] = std::min(q[d], 0.0f);
         }
+#if INF_SELECT_X86
+        if (vnni) {
+            vnni_quantise_row(out, dim);
+        }
+#endif
     }
 
     // out[g] = the best score of logical pages first .. first + count - 1 of (page, head) for q rows
@@ -389,6 +579,19 @@ struct SummaryView {
         }
     }
 
+    // Asks for one page's summaries (every head, and the int8 scales) to be brought into the cache ahead of
+    // the scoring loop, which reads pages in page-table order, not memory order.
+    void prefetch(std::int32_t page) const noexcept {
+#if INF_SELECT_X86
+        const unsigned char* at = base + static_cast<std::size_t>(page) * page_bytes;
+        for (std::size_t off = 0; off < page_bytes; off += 64) {
+            _mm_prefetch(reinterpret_cast<const char*>(at + off), _MM_HINT_T0);
+        }
+#else
+        (void)page;
+#endif
+    }
+
     const unsigned char* base;
     int bits;
     int dim;
@@ -398,6 +601,7 @@ struct SummaryView {
     std::size_t page_bytes;
     ScoreFn score;
     PageFn page_fn;
+    bool vnni;
 };
 
 int lists_per_sequence(const inf_page_select_params& p) { return p.per_query_head != 0 ? p.q_heads : p.layer.kv_heads; }
@@ -414,6 +618,8 @@ bool skipped(const inf_page_select_params& p, int kv_head) {
 // Entries one work item scores: long page tables are split so that one (sequence, head) spreads over
 // every thread (batch 1 with one retrieval head per layer is the common long-context case).
 constexpr int kEntryBlock = 256;
+// Entries ahead whose summaries are prefetched (a few DRAM latencies' worth of scoring).
+constexpr int kPrefetchAhead = 4;
 
 int max_entries(const inf_page_select_params& p) {
     int widest = 0;
@@ -423,11 +629,12 @@ int max_entries(const inf_page_select_params& p) {
     return widest;
 }
 
-// Floats of one thread's scratch: G query rows (doubled: the split form of compact summaries) and one
-// index row (as floats' room).
+// Floats of one thread's scratch: a sequence's query rows (every q head) in the selector's form
+// (SummaryView::q_row_floats) and one index row (as floats' room).
 std::uint64_t thread_floats(const inf_page_select_params& p, int widest) {
-    const std::uint64_t G = static_cast<std::uint64_t>(p.q_heads / std::max(1, p.layer.kv_heads));
-    return 2 * G * static_cast<std::uint64_t>(p.layer.head_dim) + static_cast<std::uint64_t>(widest) + 16;
+    const SummaryView view(p.layer);
+    return static_cast<std::uint64_t>(p.q_heads) * static_cast<std::uint64_t>(view.q_row_floats()) +
+           static_cast<std::uint64_t>(widest) + 16;
 }
 
 // Floats of the shared score rows: [sequences * kv_heads][G][widest].
@@ -492,6 +699,8 @@ void score_logical_page(const inf_kv_layer& layer, std::int32_t page, std::int32
     }
 }
 
+bool page_select_quantises_query(int head_dim, int summary_bits) { return use_vnni(head_dim, summary_bits); }
+
 std::uint64_t page_select_workspace_bytes(const inf_page_select_params& params) {
     if (params.sequences <= 0) {
         return 0;
@@ -540,43 +749,40 @@ void page_select(const inf_page_select_params& params) {
     float* all_scores = static_cast<float*>(params.workspace);  // [unit][G][widest], unit = s * kv_heads + h
     float* thread_base = all_scores + shared;
 
-    // Work items: blocks of kEntryBlock entries of the (sequence, head) units that are scored.
-    // unit * blocks_max + block. Capacity kept across calls; `items` names the calling thread's vector (a
-    // thread_local is not captured by the lambdas, which run on pool threads).
+    // Work items: blocks of kEntryBlock entries of a sequence, every scored head of each entry in turn, so
+    // that the summaries are read in memory order (a page's heads are adjacent; one head alone is a short
+    // run every page_bytes, which the hardware prefetcher does not follow). sequence * blocks_max + block.
+    // Capacity kept across calls; `items` names the calling thread's vector (a thread_local is not
+    // captured by the lambdas, which run on pool threads).
     static thread_local std::vector<std::int64_t> items_of_thread;
     std::vector<std::int64_t>& items = items_of_thread;
     items.clear();
     const int blocks_max = (widest + kEntryBlock - 1) / kEntryBlock;
     for (int s = 0; s < params.sequences; ++s) {
         const int entries = params.page_starts[s + 1] - params.page_starts[s];
-        for (int h = 0; h < layer.kv_heads; ++h) {
-            if (skipped(params, h) || entries == 0) {
-                continue;
-            }
-            const std::int64_t unit = static_cast<std::int64_t>(s) * layer.kv_heads + h;
-            for (int b = 0; b * kEntryBlock < entries; ++b) {
-                items.push_back(unit * blocks_max + b);
-            }
+        for (int b = 0; b * kEntryBlock < entries; ++b) {
+            items.push_back(static_cast<std::int64_t>(s) * blocks_max + b);
         }
     }
 
     const auto score_items = [&](std::int64_t begin, std::int64_t end, int thread) {
-        float* qf = thread_base + static_cast<std::uint64_t>(thread) * per_thread;  // [G][q_row] (split form)
+        float* qf = thread_base + static_cast<std::uint64_t>(thread) * per_thread;  // [q_heads][q_row] (selector form)
         float q_row_f32[256];                                                     // head_dim <= 256
         float sub_scores[64];
-        std::int64_t prepared = -1;  // the unit whose queries qf holds
+        int prepared = -1;  // the sequence whose queries qf holds
         for (std::int64_t item = begin; item < end; ++item) {
-            const std::int64_t unit = items[static_cast<std::size_t>(item)] / blocks_max;
+            const int s = static_cast<int>(items[static_cast<std::size_t>(item)] / blocks_max);
             const int block = static_cast<int>(items[static_cast<std::size_t>(item)] % blocks_max);
-            const int s = static_cast<int>(unit / layer.kv_heads);
-            const int h = static_cast<int>(unit % layer.kv_heads);
             const int first = params.page_starts[s];
             const int entries = params.page_starts[s + 1] - first;
             const std::int64_t kv_length = params.kv_lengths[s];
-            if (prepared != unit) {
+            if (prepared != s) {
                 const std::size_t row = static_cast<std::size_t>(params.q_rows[s]);
-                for (int g = 0; g < G; ++g) {
-                    const std::size_t at = (row * static_cast<std::size_t>(params.q_heads) + static_cast<std::size_t>(h * G + g)) * Dz;
+                for (int head = 0; head < params.q_heads; ++head) {
+                    if (skipped(params, head / G)) {
+                        continue;
+                    }
+                    const std::size_t at = (row * static_cast<std::size_t>(params.q_heads) + static_cast<std::size_t>(head)) * Dz;
                     const float* q_row = static_cast<const float*>(params.q) + at;
                     if (params.q_dtype != INF_DTYPE_F32) {
                         const auto* src = static_cast<const std::uint16_t*>(params.q) + at;
@@ -585,29 +791,39 @@ void page_select(const inf_page_select_params& params) {
                         }
                         q_row = q_row_f32;
                     }
-                    summaries.split_query(q_row, qf + static_cast<std::size_t>(g) * q_floats);
+                    summaries.split_query(q_row, qf + static_cast<std::size_t>(head) * q_floats);
                 }
-                prepared = unit;
+                prepared = s;
             }
-            float* scores = all_scores + static_cast<std::size_t>(unit) * static_cast<std::size_t>(G) * Wz;
             const int e_end = std::min(entries, (block + 1) * kEntryBlock);
             for (int e = block * kEntryBlock; e < e_end; ++e) {
                 const std::int64_t pos0 = params.page_positions[first + e];
                 const std::int64_t valid = std::min<std::int64_t>(layer.page_size, kv_length - pos0);
-                for (int g = 0; g < G; ++g) {
-                    scores[static_cast<std::size_t>(g) * Wz + static_cast<std::size_t>(e)] = kNegInf;
-                }
-                if (valid <= 0) {
-                    continue;
-                }
-                const int used = static_cast<int>((valid + lps - 1) / lps);  // logical pages holding keys < kv_length
+                const int used = valid <= 0 ? 0 : static_cast<int>((valid + lps - 1) / lps);  // logical pages holding keys < kv_length
                 const std::int32_t page = params.page_ids[first + e];
-                for (int g0 = 0; g0 < G; g0 += 64) {
-                    const int gn = std::min(64, G - g0);
-                    summaries.score_subs(page, h, 0, used, qf + static_cast<std::size_t>(g0) * q_floats, gn, sub_scores);
-                    for (int g = 0; g < gn; ++g) {
-                        float& best = scores[static_cast<std::size_t>(g0 + g) * Wz + static_cast<std::size_t>(e)];
-                        best = std::max(best, sub_scores[g]);
+                if (e + kPrefetchAhead < e_end) {
+                    summaries.prefetch(params.page_ids[first + e + kPrefetchAhead]);
+                }
+                for (int h = 0; h < layer.kv_heads; ++h) {
+                    if (skipped(params, h)) {
+                        continue;
+                    }
+                    const std::int64_t unit = static_cast<std::int64_t>(s) * layer.kv_heads + h;
+                    float* scores = all_scores + static_cast<std::size_t>(unit) * static_cast<std::size_t>(G) * Wz;
+                    for (int g = 0; g < G; ++g) {
+                        scores[static_cast<std::size_t>(g) * Wz + static_cast<std::size_t>(e)] = kNegInf;
+                    }
+                    if (used == 0) {
+                        continue;
+                    }
+                    const float* q_head = qf + static_cast<std::size_t>(h) * static_cast<std::size_t>(G) * q_floats;
+                    for (int g0 = 0; g0 < G; g0 += 64) {
+                        const int gn = std::min(64, G - g0);
+                        summaries.score_subs(page, h, 0, used, q_head + static_cast<std::size_t>(g0) * q_floats, gn, sub_scores);
+                        for (int g = 0; g < gn; ++g) {
+                            float& best = scores[static_cast<std::size_t>(g0 + g) * Wz + static_cast<std::size_t>(e)];
+                            best = std::max(best, sub_scores[g]);
+                        }
                     }
                 }
             }
@@ -617,7 +833,7 @@ void page_select(const inf_page_select_params& params) {
     const std::int64_t units = static_cast<std::int64_t>(params.sequences) * layer.kv_heads;
     const auto choose = [&](std::int64_t begin, std::int64_t end, int thread) {
         auto* order = reinterpret_cast<std::int32_t*>(thread_base + static_cast<std::uint64_t>(thread) * per_thread +
-                                                      2 * static_cast<std::size_t>(G) * Dz);
+                                                      static_cast<std::size_t>(params.q_heads) * q_floats);
         for (std::int64_t unit = begin; unit < end; ++unit) {
             const int s = static_cast<int>(unit / layer.kv_heads);
             const int h = static_cast<int>(unit % layer.kv_heads);

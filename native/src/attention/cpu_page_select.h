@@ -23,4 +23,9 @@ void page_select(const inf_page_select_params& params);
 void score_logical_page(const inf_kv_layer& layer, std::int32_t page, std::int32_t head, std::int32_t sub,
                         const float* q, int groups, float* out);
 
+// True when int8 summaries of head_dim are scored with byte dot products (AVX-512 VNNI active): the query
+// is then quantised to bytes and the score is the decoded box's bound plus at most one quantisation step
+// per code (still an upper bound): for tests.
+bool page_select_quantises_query(int head_dim, int summary_bits);
+
 }  // namespace inf::cpu
