@@ -39,6 +39,10 @@ internal static class SimulateCommand
         var ibLatency = new Option<double?>("--ib-latency-us") { Description = "InfiniBand message latency, microseconds." };
         var gpusPerNode = new Option<int?>("--gpus-per-node") { Description = "GPUs per node (NVLink domain); default 8." };
         var migration = new Option<int>("--migration-tokens") { Description = "KV tokens a request may migrate per decode step (the paper: 16 hide fully).", DefaultValueFactory = _ => 16 };
+        var dispatch = new Option<string>("--dispatch") { Description = "How requests reach instances: arrival (a least-loaded balancer picks an instance on arrival; per-instance queues, as the paper's servers), round-robin (the same, dealt in turn) or global (one cluster-wide queue, late binding, as the engine).", DefaultValueFactory = _ => "arrival" };
+        var placement = new Option<string>("--borrow-placement") { Description = "How a borrowing request's pages split: spread (balanced over its home and the fewest creditors that hold them) or home-first (home's free pages, then each creditor to its cap).", DefaultValueFactory = _ => "spread" };
+        var strictCap = new Option<bool>("--strict-lending-cap") { Description = "Apply the lending cap also to idle instances (default: an instance with no demand of its own lends all its free pages)." };
+        var borrowFromAny = new Option<bool>("--borrow-from-any") { Description = "Let a growing request borrow from any instance under its lending cap (default: only from creditors, instances below the greedy plan's 70% utilisation)." };
         var planEvery = new Option<int>("--plan-every") { Description = "Steps per instance between gManager move plans.", DefaultValueFactory = _ => 32 };
         var validateCpu = new Option<bool>("--validate-cpu") { Description = "Run a small seeded trace on the real engine (demo model, 1 and 2 in-process CPU instances) and through the simulator (cpu profile, demo-12m, shared host), and compare throughput and step time (issue 8, item 4). Honours --requests (default 8 here), --seed, --rate, --page-tokens, --batch-tokens, --lending-cap, --save-trace." };
         var validateInstances = new Option<string>("--validate-instances") { Description = "Instance counts for --validate-cpu, comma-separated.", DefaultValueFactory = _ => "1,2" };
@@ -47,7 +51,7 @@ internal static class SimulateCommand
 
         var command = new Command("simulate", "Simulate the cluster scheduler (static, borrowing, single-instance) on a cost model of many GPUs.");
         foreach (Option option in new Option[] { model, gpus, device, perInstance, trace, workload, rate, requests, seed, policy, report, saveTrace,
-            pageTokens, batchTokens, lendingCap, nvlink, nvlinkLatency, ib, ibLatency, gpusPerNode, migration, planEvery,
+            pageTokens, batchTokens, lendingCap, nvlink, nvlinkLatency, ib, ibLatency, gpusPerNode, migration, planEvery, dispatch, placement, strictCap, borrowFromAny,
             validateCpu, validateInstances, repeats, json })
         {
             command.Options.Add(option);
@@ -132,6 +136,15 @@ internal static class SimulateCommand
                     MaxBatchTokens = result.GetValue(batchTokens),
                     MigrationTokensPerStep = result.GetValue(migration),
                     PlanEverySteps = result.GetValue(planEvery),
+                    Dispatch = DispatchModes.Parse(result.GetValue(dispatch)!),
+                    SpreadBorrowing = result.GetValue(placement)!.Trim().ToLowerInvariant() switch
+                    {
+                        "spread" => true,
+                        "home-first" => false,
+                        string other => throw new ArgumentException($"--borrow-placement: unknown '{other}', expected spread or home-first."),
+                    },
+                    LendAllWhenIdle = !result.GetValue(strictCap),
+                    BorrowOnlyFromCreditors = !result.GetValue(borrowFromAny),
                     Cancellation = cancellationToken,
                 };
                 options.Validate();
@@ -165,7 +178,7 @@ internal static class SimulateCommand
                     {
                         ClusterLayout layout = SimulationRunner.Layout(m, profile, g, links, result.GetValue(perInstance), result.GetValue(pageTokens));
                         error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"simulating {m.Name} on {g} x {profile.Name}: {layout.Instances} instances of {layout.GpusPerInstance} GPU(s), {layout.TokensPerInstance} KV tokens each; {load.Count} requests ({workloadName})"));
+                            $"simulating {m.Name} on {g} x {profile.Name}: {layout.Instances} instances of {layout.GpusPerInstance} GPU(s), {layout.TokensPerInstance} KV tokens each; {load.Count} requests ({workloadName}); dispatch {DispatchModes.Name(options.Dispatch)}"));
                         scenarios.Add(SimulationRunner.Run(layout, workloadName, load, policies, options, (name, done, total, seconds) =>
                         {
                             if (clock.Elapsed - lastProgress < TimeSpan.FromSeconds(2) && done < total)

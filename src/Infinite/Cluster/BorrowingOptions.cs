@@ -11,6 +11,12 @@ public sealed record BorrowingOptions
     /// lend (up to the rManager's cap) and still grow its own requests.</summary>
     public double CreditorMaxUtilisation { get; init; } = 0.7;
 
+    /// <summary>When true, a growing request borrows only from creditors in the greedy plan's sense (utilisation below
+    /// <see cref="CreditorMaxUtilisation"/>), not from any instance with lendable pages: borrowing an almost full
+    /// instance's last pages only moves the shortage there, and every part costs its debtor a query/partial exchange
+    /// per layer. Default false (any instance under its lending cap lends); the simulator's paper setup turns it on.</summary>
+    public bool BorrowOnlyFromCreditors { get; init; }
+
     /// <summary>A move is applied only when it raises the pair's modelled throughput by more than this fraction.
     /// Default 0.01: migration is not free, and a margin keeps stale views from making moves that oscillate.</summary>
     public double MinRelativeGain { get; init; } = 0.01;

@@ -8,7 +8,7 @@ namespace Infinite.Cluster;
 /// home pages there for every feasible k, and applies the k that maximises the pair's modelled throughput; rounds
 /// repeat until no move gains. Before that, pages borrowed by requests whose home has room again are planned back
 /// when the model says locality pays (no exchange, no remote attention). New requests go to the least-loaded
-/// instance with room; a request that outgrows its home borrows from the creditor with most free pages.
+/// instance with room; a request that outgrows its home borrows from the instances with most free pages.
 /// </summary>
 public sealed class BorrowingPolicy : IPlacementPolicy
 {
@@ -54,14 +54,17 @@ public sealed class BorrowingPolicy : IPlacementPolicy
         return instances[best].FreePages + lendable - instances[best].LendablePages >= pages ? best : -1;
     }
 
-    /// <summary>Live instances other than the debtor that may lend, most free pages first.</summary>
+    /// <summary>Live instances other than the debtor that may lend, most free pages first; with
+    /// <see cref="BorrowingOptions.BorrowOnlyFromCreditors"/> only those below
+    /// <see cref="BorrowingOptions.CreditorMaxUtilisation"/>.</summary>
     public IReadOnlyList<int> ChooseCreditors(IReadOnlyList<InstanceView> instances, int debtor)
     {
         ArgumentNullException.ThrowIfNull(instances);
         var creditors = new List<int>();
         foreach (InstanceView v in instances)
         {
-            if (!v.Failed && v.Instance != debtor && v.LendablePages > 0)
+            if (!v.Failed && v.Instance != debtor && v.LendablePages > 0
+                && (!Options.BorrowOnlyFromCreditors || v.Utilisation < Options.CreditorMaxUtilisation))
                 creditors.Add(v.Instance);
         }
         creditors.Sort((a, b) => instances[a].FreePages != instances[b].FreePages

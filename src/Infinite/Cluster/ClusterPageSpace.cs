@@ -67,21 +67,33 @@ public sealed class ClusterPageSpace : IKvPageSpace
     /// <inheritdoc/>
     public int UsedPages => _rm.Sum(r => r.Own + r.Lent);
 
-    /// <summary>Its home's whole pool plus, when the policy borrows, every other live instance's lending cap.</summary>
+    /// <summary>Its home's whole pool plus, when the policy borrows, what every other live instance lends at most
+    /// (its lending cap, or its whole pool when idle instances lend all, since the others are idle when it runs alone).</summary>
     public int MaxPagesPerRequest
     {
         get
         {
-            int lendable = Policy.AllowsBorrowing ? _rm.Where(r => !r.IsFailed).Sum(r => r.LendCapPages) : 0;
-            int best = 0;
+            long lendable = Policy.AllowsBorrowing ? _rm.Where(r => !r.IsFailed).Sum(r => (long)r.MaxLendPages) : 0;
+            long best = 0;
             foreach (RManager r in _rm)
             {
                 if (!r.IsFailed)
-                    best = Math.Max(best, r.TotalPages + lendable - (Policy.AllowsBorrowing ? r.LendCapPages : 0));
+                    best = Math.Max(best, r.TotalPages + lendable - (Policy.AllowsBorrowing ? r.MaxLendPages : 0));
             }
-            return best;
+            return (int)Math.Min(int.MaxValue, best);
         }
     }
+
+    /// <summary>
+    /// How a growth that must borrow splits its pages. False (default): the home's free pages first, then each creditor
+    /// in the policy's order up to what it lends. True: the request's pages are balanced (water-filled) over the home and
+    /// as few creditors, in the policy's order, as can hold them, so that no instance holds much more of the request than
+    /// another. A request's decode attention runs in parallel on every instance holding its pages and waits for the
+    /// largest part, so home-first growth leaves a long request's pace set by its home's (whole-pool) share, and the home
+    /// with no room for its other requests; balancing halves that share for a request of two pools and keeps the parts,
+    /// and the query/partial exchange each part costs per layer, as few as fit.
+    /// </summary>
+    public bool SpreadBorrowing { get; set; }
 
     /// <summary>Prepared moves committed so far, and the pages they moved.</summary>
     public long MovesCommitted { get; private set; }
@@ -148,16 +160,20 @@ public sealed class ClusterPageSpace : IKvPageSpace
             available += _rm[c].LendablePages;
         if (available < needed)
             return false;
+        int[]? shares = SpreadBorrowing && creditors.Count > 0 ? Balanced(requestId, home, creditors, needed) : null;
+        if (shares is not null)
+            local = shares[0];
         var locals = new List<int>(needed);
         h.TryAllocate(requestId, local, locals);
         foreach (int p in locals)
             table.Add(home * PagesPerInstance + p);
         int remaining = needed - local;
-        foreach (int c in creditors)
+        for (int k = 0; k < creditors.Count; k++)
         {
+            int c = creditors[k];
             if (remaining == 0)
                 break;
-            int n = Math.Min(remaining, _rm[c].LendablePages);
+            int n = Math.Min(remaining, shares is null ? _rm[c].LendablePages : shares[k + 1]);
             if (n == 0)
                 continue;
             locals.Clear();
@@ -170,6 +186,65 @@ public sealed class ClusterPageSpace : IKvPageSpace
             remaining -= n;
         }
         return true;
+    }
+
+    /// <summary>
+    /// The pages each of the home (index 0) and <paramref name="creditors"/> (index k + 1) adds so that the request's
+    /// holdings become as even as their room allows: over the shortest prefix of [home, creditors...] whose room covers
+    /// <paramref name="needed"/>, the smallest level L with sum(clamp(L - held, 0, room)) >= needed, each raised to
+    /// L - 1 and the rest given one page each in order. The caller has checked that the room covers the need.
+    /// </summary>
+    private int[] Balanced(long requestId, int home, IReadOnlyList<int> creditors, int needed)
+    {
+        int n = creditors.Count + 1;
+        var held = new long[n];
+        var room = new long[n];
+        int used = 0;
+        long covered = 0;
+        while (used < n && covered < needed)
+        {
+            RManager r = _rm[used == 0 ? home : creditors[used - 1]];
+            held[used] = r.BlocksOf(requestId);
+            room[used] = used == 0 ? r.Free : r.LendablePages;
+            covered += room[used];
+            used++;
+        }
+        long Fill(long level)
+        {
+            long sum = 0;
+            for (int i = 0; i < used; i++)
+                sum += Math.Clamp(level - held[i], 0, room[i]);
+            return sum;
+        }
+        long lo = 0, hi = 0;
+        for (int i = 0; i < used; i++)
+            hi = Math.Max(hi, held[i] + room[i]);
+        while (lo < hi)
+        {
+            long mid = lo + (hi - lo) / 2;
+            if (Fill(mid) >= needed)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        var shares = new int[n];
+        long given = 0;
+        for (int i = 0; i < used; i++)
+        {
+            shares[i] = (int)Math.Clamp(lo - 1 - held[i], 0, room[i]);
+            given += shares[i];
+        }
+        for (int i = 0; i < used && given < needed; i++)
+        {
+            if (shares[i] < room[i] && held[i] + shares[i] == lo - 1)
+            {
+                shares[i]++;
+                given++;
+            }
+        }
+        if (given != needed)
+            throw new InvalidOperationException($"Balancing {needed} pages of request {requestId} gave {given}.");
+        return shares;
     }
 
     /// <inheritdoc/>

@@ -20,6 +20,8 @@ public sealed class RManager
     private long _sequence;
     private bool _stateChanged = true;
     private int _batchTokens;
+    private int _waiting;
+    private readonly bool _lendAllWhenIdle;
 
     /// <param name="instance">This instance's index (0-based).</param>
     /// <param name="pages">Pages of this instance's pool.</param>
@@ -30,7 +32,9 @@ public sealed class RManager
         ArgumentOutOfRangeException.ThrowIfNegative(pages);
         Instance = instance;
         TotalPages = pages;
-        LendCapPages = (options ?? new RManagerOptions()).LendCapPages(pages);
+        options ??= new RManagerOptions();
+        LendCapPages = options.LendCapPages(pages);
+        _lendAllWhenIdle = options.LendAllWhenIdle;
         _owner = new long[pages];
         _held = new bool[pages];
         _reserved = new bool[pages];
@@ -64,8 +68,18 @@ public sealed class RManager
     /// instance keeps counting, it just never hands pages out).</summary>
     public int Free => _free.Count;
 
+    /// <summary>Most pages this instance ever lends at once: the whole pool when it lends all while idle
+    /// (<see cref="RManagerOptions.LendAllWhenIdle"/>), else the cap.</summary>
+    public int MaxLendPages => _lendAllWhenIdle ? TotalPages : LendCapPages;
+
+    /// <summary>True when the cap is lifted right now: lending all while idle is on and no request is homed here or
+    /// waits for this instance.</summary>
+    public bool IsIdleLender => _lendAllWhenIdle && RunningRequests == 0 && _waiting == 0;
+
+    private int LendLimit => IsIdleLender ? TotalPages : LendCapPages;
+
     /// <summary>Pages this instance would lend right now.</summary>
-    public int LendablePages => IsFailed ? 0 : Math.Max(0, Math.Min(Free, LendCapPages - Lent));
+    public int LendablePages => IsFailed ? 0 : Math.Max(0, Math.Min(Free, LendLimit - Lent));
 
     /// <summary>Requests homed here (the instance's decode batch).</summary>
     public int RunningRequests { get; private set; }
@@ -79,6 +93,19 @@ public sealed class RManager
             ArgumentOutOfRangeException.ThrowIfNegative(value);
             _stateChanged |= value != _batchTokens;
             _batchTokens = value;
+        }
+    }
+
+    /// <summary>Requests waiting to be admitted with this instance as their home, as reported by a scheduler that keeps
+    /// one queue per instance (0 with one global queue): demand that keeps the lending cap on.</summary>
+    public int WaitingRequests
+    {
+        get => _waiting;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _stateChanged |= value != _waiting;
+            _waiting = value;
         }
     }
 
@@ -276,7 +303,7 @@ public sealed class RManager
             return LendDecision.Failed;
         if (_requests.TryGetValue(requestId, out Entry? e) && e.Local)
             throw new InvalidOperationException($"Request {requestId} is homed on instance {Instance}, not remote to it.");
-        if (Lent + pages > LendCapPages)
+        if (Lent + pages > LendLimit)
             return LendDecision.CapReached;
         if (pages > Free)
             return LendDecision.NoFreePages;

@@ -11,6 +11,17 @@ public sealed record RManagerOptions
     /// </summary>
     public double LendingCap { get; init; } = 0.5;
 
+    /// <summary>
+    /// When true, an instance with no demand of its own (no request homed on it and none waiting for it, see
+    /// <see cref="RManager.WaitingRequests"/>) lends all its free pages, not only <see cref="LendingCap"/> of them: the
+    /// cap exists to protect the lender's own requests, and an idle instance has none. Pages lent while idle are not
+    /// recalled; once the instance has demand again it lends nothing more until its loans fall below the cap, and its
+    /// own requests borrow elsewhere like any debtor's. This is what lets one request use (nearly) all of a cluster's
+    /// memory when it runs alone.
+    /// Default false (the strict cap); the simulator's paper setup turns it on.
+    /// </summary>
+    public bool LendAllWhenIdle { get; init; }
+
     /// <summary>Pages the cap allows lending from a pool of <paramref name="pages"/>.</summary>
     public int LendCapPages(int pages)
     {

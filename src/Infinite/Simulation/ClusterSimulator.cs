@@ -4,8 +4,9 @@ using Infinite.Engine;
 namespace Infinite.Simulation;
 
 /// <summary>
-/// The discrete-event cluster simulator. Requests arrive (workload times), wait in one first-come-first-served queue,
-/// and are placed by the policy's page space (the real scheduler's <see cref="IKvPageSpace"/>: home choice, local
+/// The discrete-event cluster simulator. Requests arrive (workload times) and wait, first come first served, either in
+/// the queue of the instance a load balancer sends them to on arrival or in one cluster-wide queue
+/// (<see cref="SimulationOptions.Dispatch"/>), and are placed by the policy's page space (the real scheduler's <see cref="IKvPageSpace"/>: home choice, local
 /// pages, borrowing); each instance then steps on its own clock with the engine's batching rule
 /// (<see cref="SimulatedBatcher"/>), and each step lasts what the roofline cost model says its FLOPs and bytes take.
 /// Attention over pages on other instances is priced where the pages are (creditors pay for it in their own steps,
@@ -13,7 +14,7 @@ namespace Infinite.Simulation;
 /// gManager's plan every <see cref="SimulationOptions.PlanEverySteps"/> steps per instance; moved pages cost link
 /// time on both instances' next steps (overlapped with their compute).
 /// </summary>
-public sealed class ClusterSimulator
+public sealed partial class ClusterSimulator
 {
     private readonly SimulationPolicy _policy;
     private readonly ClusterLayout _layout;
@@ -21,7 +22,15 @@ public sealed class ClusterSimulator
     private readonly IReadOnlyList<WorkloadRequest> _workload;
     private readonly RooflineCostModel _cost;
     private readonly EventQueue _events = new();
-    private readonly LinkedList<SimRequest> _queue = new();
+    private LinkedList<SimRequest>[] _queues = [];
+    private bool _perInstance;
+    private int _queued;
+    private long[] _outstanding = [];
+    private int _roundRobin;
+    // Per-instance dispatch retries a blocked head only after pages were freed (or demand fell) since it failed.
+    private long _spaceVersion;
+    private long[] _blockedVersion = [];
+    private int[] _blockedHead = [];
     private readonly UtilisationRecorder _samples;
     private IKvPageSpace _space = null!;
     private SimulatedBatcher.PageOps _ops = null!;
@@ -76,6 +85,14 @@ public sealed class ClusterSimulator
         for (int i = 0; i < n; i++)
             _instances[i] = new SimulatedBatcher(i, n, _options.MaxBatchTokens * _scale, _layout.PageTokens);
         _ops = new SimulatedBatcher.PageOps(TryGrowDecode, Preempt, RejectRunning, AnythingRunningBesides);
+        _perInstance = _options.Dispatch != DispatchMode.Global && n > 1;
+        _queues = new LinkedList<SimRequest>[_perInstance ? n : 1];
+        for (int q = 0; q < _queues.Length; q++)
+            _queues[q] = new LinkedList<SimRequest>();
+        _outstanding = new long[n];
+        _blockedVersion = new long[n];
+        _blockedHead = new int[n];
+        Array.Fill(_blockedVersion, -1);
         _foreignPages = new int[n];
         _pendingMigrationBytes = new double[n];
         _pendingMigrationLink = new Link[n];
@@ -135,62 +152,8 @@ public sealed class ClusterSimulator
             PagesMigrated = _pagesMigrated,
             Preemptions = _preemptions,
             BusySeconds = _busySeconds,
+            Dispatch = _perInstance ? _options.Dispatch : DispatchMode.Global,
         };
-    }
-
-    private void Arrive(SimRequest r, double now)
-    {
-        long pages = LongPagesFor(r.Workload.TotalTokens);
-        if (pages > _space.MaxPagesPerRequest)
-        {
-            Reject(r, now, $"needs more KV pages than one request may hold under policy {_policy.Name} ({_space.MaxPagesPerRequest} pages = {(long)_space.MaxPagesPerRequest * _layout.PageTokens} tokens)");
-            return;
-        }
-        r.State = SimRequestState.Queued;
-        _queue.AddLast(r);
-        Dispatch(now);
-    }
-
-    /// <summary>Places queued requests, first come first served: the head waits (and blocks the rest) until the page
-    /// space can take all the pages of its prompt; a head that cannot be placed on an idle cluster is rejected.</summary>
-    private void Dispatch(double now)
-    {
-        while (_queue.First is { } node)
-        {
-            SimRequest r = node.Value;
-            int need = (int)LongPagesFor(r.Tokens + 1); // <= the total's pages, checked on arrival
-            int home = _space.PlaceRequest(r.Id, need);
-            bool placed = false;
-            if (home >= 0 && _instances[home].Running.Count < _options.MaxRunningPerInstance * _scale)
-            {
-                r.Home = home;
-                if (_space.TryGrow(r.Id, home, r.Table, need))
-                    placed = true;
-                else
-                    _space.Release(r.Id, r.Table); // forget the placement; nothing was taken
-            }
-            else if (home >= 0)
-            {
-                _space.Release(r.Id, r.Table);
-            }
-            if (!placed)
-            {
-                r.Home = -1;
-                if (!AnythingRunning())
-                {
-                    _queue.RemoveFirst();
-                    Reject(r, now, $"cannot get its {need} KV pages even on an idle cluster under policy {_policy.Name}");
-                    continue;
-                }
-                return;
-            }
-            _queue.RemoveFirst();
-            CountPages(r, 0);
-            r.State = SimRequestState.Running;
-            r.AdmissionOrder = ++_admissions;
-            _instances[home].Running.Add(r);
-            Wake(home, now);
-        }
     }
 
     /// <summary>Pages for <paramref name="tokens"/> tokens, in long arithmetic (a trace's prompt plus output may pass
@@ -357,17 +320,24 @@ public sealed class ClusterSimulator
                 work.LogitRows++;
             double flops = m.AttentionFlops(c.Start, c.Count);
             double bytes = (c.Start + c.Count) * kvPerToken;
+            // A decode sees every page; a prefill chunk only the pages up to its last position.
             int total = r.Table.Count;
-            int local = r.PagesOn[i];
+            int[] pagesOn = r.PagesOn;
+            if (!c.Decode)
+            {
+                total = (int)Math.Min(total, LongPagesFor(c.Start + c.Count));
+                pagesOn = r.AdvancePrefix(total, _space.InstanceOf);
+            }
+            int local = pagesOn[i];
             if (local == total)
             {
                 work.LocalAttentionFlops += flops;
                 work.LocalAttentionBytes += bytes;
                 continue;
             }
-            for (int j = 0; j < r.PagesOn.Length; j++)
+            for (int j = 0; j < pagesOn.Length; j++)
             {
-                int on = r.PagesOn[j];
+                int on = pagesOn[j];
                 if (on == 0)
                     continue;
                 double f = (double)on / total;
@@ -441,6 +411,7 @@ public sealed class ClusterSimulator
         ReleasePages(r);
         r.State = SimRequestState.Finished;
         r.FinishSeconds = now;
+        Settle(r);
         Done(now);
     }
 
@@ -448,7 +419,15 @@ public sealed class ClusterSimulator
     {
         r.State = SimRequestState.Rejected;
         r.RejectReason = reason;
+        Settle(r);
         Done(now);
+    }
+
+    /// <summary>The balancer forgets a request that left the system.</summary>
+    private void Settle(SimRequest r)
+    {
+        if (r.Assigned >= 0)
+            _outstanding[r.Assigned] -= r.Workload.PromptTokens;
     }
 
     private void Done(double now)
@@ -480,7 +459,7 @@ public sealed class ClusterSimulator
         victim.State = SimRequestState.Queued;
         victim.Preemptions++;
         _preemptions++;
-        _queue.AddFirst(victim);
+        Enqueue(victim, front: true);
     }
 
     private void RejectRunning(SimRequest r, double now)
@@ -514,6 +493,8 @@ public sealed class ClusterSimulator
 
     private void ReleasePages(SimRequest r)
     {
+        _spaceVersion++;
+        r.ResetPrefix();
         for (int j = 0; j < r.PagesOn.Length; j++)
         {
             if (j != r.Home)
@@ -530,13 +511,16 @@ public sealed class ClusterSimulator
     {
         int waiting = 0;
         long pages = 0;
-        foreach (SimRequest q in _queue)
+        foreach (LinkedList<SimRequest> queue in _queues)
         {
-            if (++waiting > 64)
-                break;
-            pages += LongPagesFor(q.Tokens + 1);
+            foreach (SimRequest q in queue)
+            {
+                if (waiting == 64)
+                    break;
+                waiting++;
+                pages += LongPagesFor(q.Tokens + 1);
+            }
         }
-        waiting = Math.Min(waiting, 64);
         var demand = waiting == 0 ? Demand.None : new Demand(waiting, (int)Math.Max(1, pages / waiting));
         foreach (PageMove move in _policy.PlanMoves(_space, demand))
         {
@@ -547,6 +531,7 @@ public sealed class ClusterSimulator
             if (moved <= 0)
                 continue;
             RecountPages(r);
+            _spaceVersion++;
             _pagesMigrated += moved;
             double bytes = moved * _layout.PageBytes;
             Link link = _layout.Between(move.From, move.To);
@@ -564,6 +549,7 @@ public sealed class ClusterSimulator
 
     private void RecountPages(SimRequest r)
     {
+        r.ResetPrefix();
         for (int j = 0; j < r.PagesOn.Length; j++)
         {
             if (j != r.Home)
@@ -581,7 +567,7 @@ public sealed class ClusterSimulator
         foreach (SimulatedBatcher b in _instances)
             running += b.Running.Count;
         double used = _space.TotalPages == 0 ? 0 : (double)_space.UsedPages / _space.TotalPages;
-        _samples.Add(now, used, running, _queue.Count, force);
+        _samples.Add(now, used, running, _queued, force);
     }
 
     private static RequestOutcome Outcome(SimRequest r)
@@ -591,6 +577,6 @@ public sealed class ClusterSimulator
         double tpot = served && r.Workload.OutputTokens > 1
             ? (r.FinishSeconds - r.FirstTokenSeconds) / (r.Workload.OutputTokens - 1) : double.NaN;
         double completion = served ? r.FinishSeconds - r.Workload.ArrivalSeconds : double.NaN;
-        return new RequestOutcome(r.Index, r.Workload, served, ttft, tpot, completion, r.Preemptions, r.RejectReason);
+        return new RequestOutcome(r.Index, r.Workload, served, ttft, tpot, completion, r.Preemptions, r.RejectReason, r.Home);
     }
 }

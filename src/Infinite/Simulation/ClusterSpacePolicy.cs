@@ -14,6 +14,13 @@ public abstract class ClusterSpacePolicy : SimulationPolicy
     /// <summary>Lending cap of every rManager (<see cref="RManagerOptions.LendingCap"/>).</summary>
     public double LendingCap { get; init; } = new RManagerOptions().LendingCap;
 
+    /// <summary>Idle instances lend all their free pages (<see cref="RManagerOptions.LendAllWhenIdle"/>).</summary>
+    public bool LendAllWhenIdle { get; init; }
+
+    /// <summary>A borrowing request's pages are balanced over its home and creditors
+    /// (<see cref="ClusterPageSpace.SpreadBorrowing"/>).</summary>
+    public bool SpreadBorrowing { get; init; }
+
     /// <summary>Move budget per plan, in KV tokens (<see cref="GManagerOptions.MaxMoveTokensPerPlan"/>); the
     /// simulator sets it to the per-step budget times the steps between plans.</summary>
     public int MoveTokensPerPlan { get; init; } = new GManagerOptions().MaxMoveTokensPerPlan;
@@ -25,8 +32,15 @@ public abstract class ClusterSpacePolicy : SimulationPolicy
     {
         ArgumentNullException.ThrowIfNull(layout);
         return new ClusterPageSpace(layout.Instances, layout.PagesPerInstance, layout.PageTokens, CreatePolicy(layout),
-            new RManagerOptions { LendingCap = LendingCap }, new GManagerOptions { MaxMoveTokensPerPlan = MoveTokensPerPlan });
+            new RManagerOptions { LendingCap = LendingCap, LendAllWhenIdle = LendAllWhenIdle },
+            new GManagerOptions { MaxMoveTokensPerPlan = MoveTokensPerPlan })
+        {
+            SpreadBorrowing = SpreadBorrowing,
+        };
     }
+
+    internal override void ReportWaiting(IKvPageSpace space, int instance, int waiting) =>
+        Cluster(space).RManagers[instance].WaitingRequests = waiting;
 
     internal override void ReportBatch(IKvPageSpace space, int instance, int batchTokens) =>
         Cluster(space).RManagers[instance].BatchTokens = batchTokens;

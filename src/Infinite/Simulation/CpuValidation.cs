@@ -251,6 +251,11 @@ public static class CpuValidation
             MaxRunningPerInstance = options.MaxRunningRequests,
             MigrationTokensPerStep = 0,
             SharedHost = true,
+            // The engine: one global queue, home-first growth, the strict lending cap, any instance lends.
+            Dispatch = DispatchMode.Global,
+            SpreadBorrowing = false,
+            LendAllWhenIdle = false,
+            BorrowOnlyFromCreditors = false,
             StepObserver = (prefill, decode, seconds) =>
             {
                 if (prefill == 0)

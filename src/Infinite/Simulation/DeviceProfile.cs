@@ -34,6 +34,10 @@ public sealed record DeviceProfile
     public double AttentionEfficiency { get; init; } = 0.45;
     /// <summary>Fixed cost per layer per step (kernel launches, norms, RoPE, sampling share), in seconds.</summary>
     public double LayerOverheadSeconds { get; init; } = 20e-6;
+    /// <summary>Shortest time one GEMM kernel takes from launch to completion however little it does (GPUs: about
+    /// 5 us, the order of a CUDA kernel launch); a floor that only tensor parallelism over many GPUs reaches. 0 on
+    /// the CPU, whose kernels are plain loops in one parallel region.</summary>
+    public double MinKernelSeconds { get; init; } = 5e-6;
 
     /// <summary>NVIDIA A100 SXM4 80GB datasheet: 2,039 GB/s HBM2e, 312 TFLOP/s dense bf16, 80 GB.</summary>
     public static DeviceProfile A100 { get; } = new()
@@ -78,6 +82,7 @@ public sealed record DeviceProfile
         GemmEfficiency = 0.45,
         AttentionEfficiency = 0.6,
         LayerOverheadSeconds = 50e-6,
+        MinKernelSeconds = 0,
     };
 
     /// <summary>The profiles <see cref="Parse"/> knows.</summary>

@@ -53,6 +53,8 @@ public static class ReportWriter
         md.AppendLine(Invariant($"Device: {l.Device.Description}; interconnect: {l.Interconnect.GpusPerNode} GPUs per node, NVLink {l.Interconnect.IntraNode.Bandwidth / 1e9:0} GB/s + {l.Interconnect.IntraNode.LatencySeconds * 1e6:0.#} us, InfiniBand {l.Interconnect.InterNode.Bandwidth / 1e9:0} GB/s + {l.Interconnect.InterNode.LatencySeconds * 1e6:0.#} us per GPU and direction; pages of {l.PageTokens} tokens."))
             .AppendLine();
         md.AppendLine("Policies: " + string.Join("; ", scenarios[0].Results.Select(r => $"**{r.Policy}**"))).AppendLine();
+        md.AppendLine("Dispatch: " + string.Join("; ", scenarios[0].Results.Select(r => $"{r.Policy} {DispatchModes.Name(r.Dispatch)}"))
+            + " (arrival: a balancer picks the instance on arrival, per-instance queues; global: one queue, late binding).").AppendLine();
         md.AppendLine("| scenario | policy | instances x GPUs | KV tokens / instance | served / rejected | throughput (output tok/s) | all tok/s | vs static | vs single | TTFT p50 / p99 (s) | TPOT p50 / p99 (ms) | largest context | mean KV use | preemptions | pages migrated |");
         md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (Scenario s in scenarios)

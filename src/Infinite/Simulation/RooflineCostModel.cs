@@ -10,10 +10,13 @@ namespace Infinite.Simulation;
 /// small batches are bandwidth-bound and get faster per token as the batch grows: the paper's W(b)/f(b).</item>
 /// <item>Attention (MicroAttention over pages): reads each KV byte once per step and costs 4 FLOPs per head
 /// dimension per visible key, so decode is bandwidth-bound on the context: the paper's S/g(S).</item>
-/// <item>Remote parts: the creditor's attention over its pages plus, per layer, the query out and (o, lse) back over
-/// the link; it overlaps the local attention (the slower one counts).</item>
+/// <item>Remote parts: the creditor's attention over its pages plus, per layer, the query out and (o, lse) back; the
+/// parts run in parallel on their creditors but their messages leave and reach the home over its own links, so their
+/// bytes add up per link kind (NVLink, InfiniBand). The remote part overlaps the local attention (the slower counts).</item>
 /// <item>Tensor parallelism (an instance of several GPUs, or vLLM-S over all of them): work splits over the GPUs and
-/// each layer adds two all-reduces of the batch's activations (ring bandwidth term, tree latency term).</item>
+/// each layer adds two all-reduces of the batch's activations (ring bandwidth term; latency of a ring inside a node
+/// and of a tree across nodes, as NCCL picks for small messages); and no GEMM kernel takes less than the device's
+/// <see cref="DeviceProfile.MinKernelSeconds"/>, which a GEMM split many ways hits.</item>
 /// <item>Page migration runs on the links beside the step and only costs time when it takes longer than the step.</item>
 /// </list>
 /// </summary>
@@ -42,14 +45,20 @@ public sealed class RooflineCostModel : ICostModel
     /// output-head rows.</summary>
     public double GemmFlops(long tokens, int logitRows) => tokens * Model.LayerFlopsPerToken + logitRows * Model.HeadFlopsPerRow;
 
-    /// <summary>Seconds of the non-attention layers (0 when the batch is empty).</summary>
+    /// <summary>GEMM kernels per layer: fused QKV, output projection, fused gate/up, down.</summary>
+    public const int GemmKernelsPerLayer = 4;
+
+    /// <summary>Seconds of the non-attention layers (0 when the batch is empty): the roofline, but at least
+    /// <see cref="DeviceProfile.MinKernelSeconds"/> per GEMM kernel (a 7B layer split 32 ways is a few MB per GPU,
+    /// which streams in less time than a kernel takes to launch and finish).</summary>
     public double GemmSeconds(long tokens, int logitRows)
     {
         if (tokens <= 0)
             return 0;
         double compute = GemmFlops(tokens, logitRows) / (Gpus * Device.PeakFlops * Device.GemmEfficiency);
         double memory = StreamedWeightBytes / (Gpus * Device.MemoryBandwidth * Device.MemoryEfficiency);
-        return Math.Max(compute, memory);
+        double floor = Model.Layers * GemmKernelsPerLayer * Device.MinKernelSeconds;
+        return Math.Max(Math.Max(compute, memory), floor);
     }
 
     /// <summary>Seconds of attention with <paramref name="flops"/> FLOPs over <paramref name="bytes"/> KV bytes on an
@@ -64,10 +73,12 @@ public sealed class RooflineCostModel : ICostModel
     }
 
     /// <summary>
-    /// Two all-reduces per layer of the batch's activations over the instance's GPUs (0 for one GPU). Inside a node:
-    /// ring bandwidth term over NVLink plus a tree latency term. Across nodes, hierarchical as NCCL does it:
-    /// reduce-scatter and all-gather over NVLink inside each node, and an all-reduce of each GPU's 1/g share across
-    /// the nodes over the GPUs' own InfiniBand NICs in parallel.
+    /// Two all-reduces per layer of the batch's activations over the instance's GPUs (0 for one GPU). Bandwidth:
+    /// a ring over NVLink inside a node and, across nodes, hierarchical as NCCL does it (reduce-scatter and all-gather
+    /// over NVLink, and an all-reduce of each GPU's 1/g share across the nodes over the GPUs' own InfiniBand NICs in
+    /// parallel). Latency: NCCL has no intra-node tree, so inside a node a ring pays 2(g - 1) NVLink hops (nccl-tests
+    /// measure 33.7 us for an 8-byte ring all-reduce on one DGX A100, NVIDIA/nccl-tests#123); across nodes a tree pays
+    /// 2 ceil(log2 nodes) InfiniBand hops on top.
     /// </summary>
     public double AllReduceSeconds(long tokens)
     {
@@ -78,7 +89,7 @@ public sealed class RooflineCostModel : ICostModel
         int g = Math.Min(Gpus, ic.GpusPerNode);
         int nodes = (Gpus + g - 1) / g;
         double seconds = 2.0 * (g - 1) / g * bytes / ic.IntraNode.Bandwidth
-            + 2.0 * Math.Ceiling(Math.Log2(g)) * ic.IntraNode.LatencySeconds;
+            + 2.0 * (g - 1) * ic.IntraNode.LatencySeconds;
         if (nodes > 1)
         {
             seconds += 2.0 * (nodes - 1) / nodes * (bytes / g) / ic.InterNode.Bandwidth
@@ -102,15 +113,26 @@ public sealed class RooflineCostModel : ICostModel
         ArgumentNullException.ThrowIfNull(work);
         double gemm = GemmSeconds(work.Tokens, work.LogitRows);
         double local = AttentionSeconds(work.LocalAttentionFlops, work.LocalAttentionBytes, Gpus);
-        double remote = 0;
+        // Each part: its creditor's attention plus one latency each way per layer, in parallel across creditors; the
+        // query and partial bytes of all parts queue on the home's links, NVLink and InfiniBand side by side.
+        double slowest = 0, nvlinkBytesSeconds = 0, infinibandBytesSeconds = 0;
+        bool any = false;
         for (int j = 0; j < work.RemoteQueryTokens.Length; j++)
         {
-            if (work.RemoteQueryTokens[j] <= 0)
+            double q = work.RemoteQueryTokens[j];
+            if (q <= 0)
                 continue;
-            double t = AttentionSeconds(work.RemoteFlops[j], work.RemoteBytes[j], Layout.GpusPerInstance)
-                + ExchangeSeconds(work.RemoteQueryTokens[j], Layout.Between(instance, j));
-            remote = Math.Max(remote, t);
+            any = true;
+            Link link = Layout.Between(instance, j);
+            slowest = Math.Max(slowest, AttentionSeconds(work.RemoteFlops[j], work.RemoteBytes[j], Layout.GpusPerInstance)
+                + Model.Layers * 2 * link.LatencySeconds);
+            double bytesSeconds = Model.Layers * q * (Model.QueryBytesPerTokenLayer + Model.PartialBytesPerTokenLayer) / link.Bandwidth;
+            if (Layout.NodeOf(instance) == Layout.NodeOf(j))
+                nvlinkBytesSeconds += bytesSeconds;
+            else
+                infinibandBytesSeconds += bytesSeconds;
         }
+        double remote = any ? slowest + Math.Max(nvlinkBytesSeconds, infinibandBytesSeconds) : 0;
         bool busy = work.Tokens > 0 || work.LocalAttentionBytes > 0;
         double overhead = busy ? Model.Layers * Device.LayerOverheadSeconds : 0;
         double migration = work.MigrationBytes > 0 ? work.MigrationLink.Seconds(work.MigrationBytes) : 0;

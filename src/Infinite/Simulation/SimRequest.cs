@@ -29,9 +29,37 @@ internal sealed class SimRequest
     public WorkloadRequest Workload { get; }
     public SimRequestState State { get; set; } = SimRequestState.Pending;
     public int Home { get; set; } = -1;
+    /// <summary>The instance whose queue it waits in under per-instance dispatch (chosen on arrival, never changed);
+    /// -1 with one global queue.</summary>
+    public int Assigned { get; set; } = -1;
     public List<int> Table { get; } = [];
     /// <summary>Pages of <see cref="Table"/> on each instance.</summary>
     public int[] PagesOn { get; }
+
+    /// <summary>Pages of the first <see cref="PrefixPages"/> entries of <see cref="Table"/> on each instance: where the
+    /// keys a prefill chunk sees lie (causal attention never reads the pages of later positions). Advanced as prefill
+    /// goes on; reset when the table is released or rewritten by a move.</summary>
+    public int[] PrefixOn { get; private set; } = [];
+    public int PrefixPages { get; private set; }
+
+    /// <summary>Counts the table's first <paramref name="pages"/> entries per instance, continuing from the last call.</summary>
+    public int[] AdvancePrefix(int pages, Func<int, int> instanceOf)
+    {
+        if (PrefixOn.Length != PagesOn.Length)
+            PrefixOn = new int[PagesOn.Length];
+        if (pages < PrefixPages)
+            ResetPrefix();
+        for (int k = PrefixPages; k < pages; k++)
+            PrefixOn[instanceOf(Table[k])]++;
+        PrefixPages = Math.Max(PrefixPages, pages);
+        return PrefixOn;
+    }
+
+    public void ResetPrefix()
+    {
+        Array.Clear(PrefixOn);
+        PrefixPages = 0;
+    }
     /// <summary>Leading tokens whose KV is computed.</summary>
     public long Computed { get; set; }
     /// <summary>Tokens generated so far (kept across preemptions: they are recomputed, not regenerated).</summary>

@@ -32,6 +32,23 @@ public sealed record SimulationOptions
     /// </summary>
     public bool SharedHost { get; init; }
 
+    /// <summary>How arriving requests reach an instance. Default <see cref="DispatchMode.Arrival"/>: per-instance queues
+    /// behind a least-loaded balancer, as the paper's vLLM-M and Infinite-LLM receive requests.
+    /// <see cref="DispatchMode.Global"/> is the engine's one queue (required with <see cref="SharedHost"/>).</summary>
+    public DispatchMode Dispatch { get; init; } = DispatchMode.Arrival;
+
+    /// <summary>Borrowing policies balance a borrowing request's pages over its home and the fewest creditors that
+    /// hold them (<c>ClusterPageSpace.SpreadBorrowing</c>) instead of filling the home first. Default true.</summary>
+    public bool SpreadBorrowing { get; init; } = true;
+
+    /// <summary>An instance with no demand of its own lends all its free pages, not only the lending cap
+    /// (<c>RManagerOptions.LendAllWhenIdle</c>). Default true.</summary>
+    public bool LendAllWhenIdle { get; init; } = true;
+
+    /// <summary>A growing request borrows only from instances below the creditor utilisation threshold
+    /// (<c>BorrowingOptions.BorrowOnlyFromCreditors</c>), as the greedy plan's creditors. Default true.</summary>
+    public bool BorrowOnlyFromCreditors { get; init; } = true;
+
     /// <summary>Called for each shared-host cluster step with (prefill tokens, decode tokens, seconds): the per-step
     /// figures the CPU validation compares with the real engine's <c>StepCompleted</c> events.</summary>
     public Action<int, int, double>? StepObserver { get; init; }
@@ -63,6 +80,10 @@ public sealed record SimulationOptions
             throw new ArgumentException($"Migration tokens per step must be >= 0, got {MigrationTokensPerStep}.");
         if (ProgressEvery < 1)
             throw new ArgumentException($"Progress is reported every 1 or more requests, got {ProgressEvery}.");
+        if (!Enum.IsDefined(Dispatch))
+            throw new ArgumentException($"Unknown dispatch mode {(int)Dispatch}.");
+        if (SharedHost && Dispatch != DispatchMode.Global)
+            throw new ArgumentException("A shared host models the engine, which has one global queue: use global dispatch with it.");
         if (MaxSamples < 16)
             throw new ArgumentException($"Keep at least 16 utilisation samples, got {MaxSamples}.");
     }

@@ -38,7 +38,14 @@ public static class SimulationPolicies
         int moveTokens = options.MigrationTokensPerStep * options.PlanEverySteps;
         return name switch
         {
-            "borrowing" => new BorrowingClusterPolicy { LendingCap = lendingCap, MoveTokensPerPlan = moveTokens },
+            "borrowing" => new BorrowingClusterPolicy
+            {
+                LendingCap = lendingCap,
+                MoveTokensPerPlan = moveTokens,
+                LendAllWhenIdle = options.LendAllWhenIdle,
+                SpreadBorrowing = options.SpreadBorrowing,
+                BorrowOnlyFromCreditors = options.BorrowOnlyFromCreditors,
+            },
             "static" => new StaticClusterPolicy { LendingCap = lendingCap, MoveTokensPerPlan = moveTokens },
             "single" => new SinglePolicy(),
             _ => throw new ArgumentException($"Unknown policy '{name}': expected {string.Join(", ", Names)} or all."),

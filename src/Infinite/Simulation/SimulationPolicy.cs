@@ -31,6 +31,12 @@ public abstract class SimulationPolicy
     {
     }
 
+    /// <summary>Tells the page space how many requests wait in an instance's own queue (per-instance dispatch): demand
+    /// that keeps its lending cap on.</summary>
+    internal virtual void ReportWaiting(IKvPageSpace space, int instance, int waiting)
+    {
+    }
+
     /// <summary>The gManager's move plan for the current placement and the waiting demand.</summary>
     internal virtual IReadOnlyList<PageMove> PlanMoves(IKvPageSpace space, Demand demand) => [];
 

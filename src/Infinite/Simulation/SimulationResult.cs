@@ -19,6 +19,8 @@ public sealed class SimulationResult
     public required long PagesMigrated { get; init; }
     public required long Preemptions { get; init; }
     public required double BusySeconds { get; init; }
+    /// <summary>How requests reached the instances (per-instance queues or one global queue).</summary>
+    public DispatchMode Dispatch { get; init; } = DispatchMode.Global;
 
     public int Served => Requests.Count(r => r.Served);
     public int Rejected => Requests.Count(r => !r.Served);

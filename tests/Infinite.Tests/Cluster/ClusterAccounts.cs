@@ -12,7 +12,7 @@ internal static class ClusterAccounts
         {
             Assert.Equal(r.TotalPages, r.Own + r.Lent + r.Free);
             Assert.True(r.Own >= 0 && r.Lent >= 0 && r.Borrowed >= 0, $"negative count on instance {r.Instance}");
-            Assert.True(r.Lent <= r.LendCapPages, $"instance {r.Instance} lent {r.Lent} over its cap {r.LendCapPages}");
+            Assert.True(r.Lent <= r.MaxLendPages, $"instance {r.Instance} lent {r.Lent} over its cap {r.MaxLendPages}");
             lent += r.Lent;
             borrowed += r.Borrowed;
         }

@@ -64,10 +64,46 @@ public sealed class RooflineCostModelTests
         var node = new RooflineCostModel(Layout with { Gpus = 8, GpusPerInstance = 8 });
         var cluster = new RooflineCostModel(Layout with { Gpus = 32, GpusPerInstance = 32 });
         Assert.Equal(0, new RooflineCostModel(Layout).AllReduceSeconds(1));
-        // 8 GPUs on NVLink: 2 x 32 layers x (ring 2*7/8 x 8 KiB / 300 GB/s + 2*3 hops x 3 us)
-        double expected = 64 * (2.0 * 7 / 8 * 8192 / 300e9 + 6 * 3e-6);
+        // 8 GPUs on NVLink: 2 x 32 layers x (ring 2*7/8 x 8 KiB / 300 GB/s + a ring's 2*7 hops x 3 us)
+        double expected = 64 * (2.0 * 7 / 8 * 8192 / 300e9 + 14 * 3e-6);
         Assert.Equal(expected, node.AllReduceSeconds(1), 12);
-        Assert.True(cluster.AllReduceSeconds(1) > node.AllReduceSeconds(1));
+        // 32 GPUs on 4 nodes: the node's ring plus a tree over the nodes on InfiniBand: each GPU's 1/8 share,
+        // 2*3/4 of it over 25 GB/s, and 2 x log2(4) hops of 8 us.
+        double across = 64 * (2.0 * 7 / 8 * 8192 / 300e9 + 14 * 3e-6 + 2.0 * 3 / 4 * 1024 / 25e9 + 4 * 8e-6);
+        Assert.Equal(across, cluster.AllReduceSeconds(1), 12);
+        Assert.Equal(4.74e-3, across, 5); // per decode step: latency-bound, 74 us per all-reduce
+    }
+
+    [Fact]
+    public void A_GEMM_split_over_32_GPUs_takes_no_less_than_its_kernels_minimum_time()
+    {
+        var tp32 = new RooflineCostModel(Layout with { Gpus = 32, GpusPerInstance = 32 });
+        // Weights per GPU: 13.2 GB / 32 = 413 MB, 0.25 ms at 1.63 TB/s; but 32 layers x 4 GEMM kernels x 5 us = 0.64 ms.
+        Assert.True(13_214_154_752.0 / (32 * 2039e9 * 0.8) < 0.4e-3);
+        Assert.Equal(32 * 4 * 5e-6, tp32.GemmSeconds(1, 1), 12);
+        // One GPU streams the whole model: far above the floor, so the floor changes nothing there.
+        Assert.Equal(13_214_154_752.0 / (2039e9 * 0.8), new RooflineCostModel(Layout).GemmSeconds(1, 1), 12);
+    }
+
+    [Fact]
+    public void Remote_parts_run_in_parallel_but_their_bytes_queue_on_the_homes_link()
+    {
+        ClusterLayout four = Layout with { Gpus = 32 };
+        var model = new RooflineCostModel(four);
+        var work = new StepWork(four.Instances) { Tokens = 2048, LogitRows = 1 };
+        // A 2048-token prefill chunk with parts on instances 9 and 17 (other nodes: InfiniBand) and 3 (NVLink).
+        foreach (int j in new[] { 3, 9, 17 })
+        {
+            work.RemoteQueryTokens[j] = 2048;
+            work.RemoteBytes[j] = 1e9;
+        }
+        StepCost cost = model.Price(work, 0);
+        double attention = 1e9 / (2039e9 * 0.8);
+        double perPart = 32 * 2048 * (8192 + 4.0 * 4096 + 4 * 32); // q out (bf16), o (f32) and lse back, all layers
+        // Latency: the slowest part (InfiniBand); bytes: the two InfiniBand parts one after the other on the home's
+        // NIC, beside the NVLink part on NVLink.
+        double expected = attention + 32 * 2 * 8e-6 + Math.Max(2 * perPart / 25e9, perPart / 300e9);
+        Assert.Equal(expected, cost.RemoteAttentionSeconds, 12);
     }
 
     [Fact]

@@ -40,6 +40,13 @@ public sealed class SimulateCommandTests : IDisposable
         Assert.True(File.Exists(Path.Combine(report, "report.md")));
         Assert.True(File.Exists(Path.Combine(report, "throughput.svg")));
         Assert.Contains("report:", run.Output);
+        string md = File.ReadAllText(Path.Combine(report, "report.md"));
+        Assert.Contains("Dispatch: static arrival; borrowing arrival; single global", md); // one instance: one queue
+        Assert.Contains("dispatch arrival", run.Error);
+
+        var global = Run("simulate", "--trace", trace, "--gpus", "4", "--policy", "static", "--dispatch", "global");
+        Assert.True(global.Code == 0, global.Error);
+        Assert.Contains("dispatch global", global.Error);
     }
 
     [Theory]
@@ -50,6 +57,8 @@ public sealed class SimulateCommandTests : IDisposable
     [InlineData("--workload", "medium", "Unknown workload 'medium'")]
     [InlineData("--plan-every", "0", "Plans need at least one step between them")]
     [InlineData("--lending-cap", "1.5", "The lending cap is a fraction in [0, 1]")]
+    [InlineData("--dispatch", "fifo", "Unknown dispatch 'fifo'")]
+    [InlineData("--borrow-placement", "random", "--borrow-placement: unknown 'random'")]
     public void Bad_options_give_one_error_line_and_exit_code_1(string option, string value, string message)
     {
         var run = Run("simulate", option, value, "--requests", "5");
