@@ -217,6 +217,12 @@ cmd_pack() {
   ls -l artifacts/packages
 }
 
+# The value of counter $3 in the first row of Google Benchmark console log $1 whose name starts with $2.
+bench_counter() {
+  [ -f "$1" ] || return 0
+  grep -E "^$2" "$1" | head -1 | grep -oE "(^| )$3=[^ ]+" | head -1 | sed -E 's/.*=//'
+}
+
 # For a GPU machine that has nvcc, cmake and ninja but no dotnet.
 cmd_gpu_check() {
   local dir="$ROOT/build/native-gpu"
@@ -234,6 +240,15 @@ cmd_gpu_check() {
   echo "| device | $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1) |"
   echo "| nvcc | $(nvcc --version | sed -nE 's/.*release ([0-9.]+).*/\1/p') |"
   echo "| native tests | $PASSED passed, $FAILED failed, $SKIPPED skipped |"
+  local ms floor pct
+  ms="$(bench_counter "$dir/bench.log" 'model/decode/cuda/llama3-8b/' 'ms/token')"
+  floor="$(bench_counter "$dir/bench.log" 'model/decode/cuda/llama3-8b/' 'floor_ms')"
+  pct="$(bench_counter "$dir/bench.log" 'model/decode/cuda/llama3-8b/' 'pct_of_floor')"
+  if [ -n "$ms" ]; then
+    echo "| CUDA model decode (Llama-3-8B shape, bf16, ctx 32K, batch 1) | $ms ms/token; bandwidth floor $floor ms ($pct%) |"
+  else
+    echo "| CUDA model decode (Llama-3-8B shape, bf16, ctx 32K, batch 1) | no result (see $dir/bench.log) |"
+  fi
   [ "$FAILED" -eq 0 ]
 }
 

@@ -132,8 +132,17 @@ public sealed class NativeModel : IDisposable
         bool exchanged, Span<float> logits)
     {
         CheckSparse(plan, sparse);
+        using var ringPool = sparse.RingPool is { } ringOwner ? new HandleLease(ringOwner.Handle) : default;
         fixed (int* streaming = sparse.StreamingHeads, store = sparse.SelectionStore, slots = sparse.SelectionSlots, reselect = sparse.Reselect)
+        fixed (int* ringStarts = sparse.RingStarts, ringPages = sparse.RingPages)
         {
+            inf_streaming_ring ring = new()
+            {
+                size = (uint)sizeof(inf_streaming_ring),
+                pool = sparse.RingPool is null ? null : (inf_page_pool*)ringPool.Value,
+                ring_starts = ringStarts,
+                ring_pages = ringPages,
+            };
             inf_sparse_step native = new()
             {
                 size = (uint)sizeof(inf_sparse_step),
@@ -148,6 +157,7 @@ public sealed class NativeModel : IDisposable
                 slot_ints = sparse.SelectionStore.IsEmpty ? 0 : sparse.SlotInts,
                 selection_slots = sparse.SelectionStore.IsEmpty ? null : slots,
                 reselect = sparse.SelectionStore.IsEmpty ? null : reselect,
+                ring = sparse.RingPool is null ? null : &ring,
             };
             if (exchanged)
             {
@@ -345,6 +355,18 @@ public sealed class NativeModel : IDisposable
         if (!sparse.StreamingHeads.IsEmpty && sparse.StreamingHeads.Length != heads)
         {
             throw new ArgumentException($"StreamingHeads has {sparse.StreamingHeads.Length} flags, expected layers * kv_heads = {heads}", nameof(sparse));
+        }
+        if (sparse.RingPool is not null)
+        {
+            // Native code reads RingPages up to RingStarts[sequences]; the rest of the ring is checked there.
+            if (sparse.RingStarts.Length != plan.Sequences + 1)
+            {
+                throw new ArgumentException($"RingStarts has {sparse.RingStarts.Length} entries, expected sequences + 1 = {plan.Sequences + 1}", nameof(sparse));
+            }
+            if (sparse.RingStarts[plan.Sequences] > sparse.RingPages.Length || sparse.RingStarts[plan.Sequences] < 0)
+            {
+                throw new ArgumentException($"RingStarts[{plan.Sequences}] = {sparse.RingStarts[plan.Sequences]} is outside RingPages (length {sparse.RingPages.Length})", nameof(sparse));
+            }
         }
         if (sparse.SelectionStore.IsEmpty)
         {

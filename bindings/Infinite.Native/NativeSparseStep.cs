@@ -22,4 +22,12 @@ public readonly ref struct NativeSparseStep
     public ReadOnlySpan<int> SelectionSlots { get; init; }
     /// <summary>[sequences]: 1 recomputes the sequence's selection this step, 0 reuses the stored one.</summary>
     public ReadOnlySpan<int> Reselect { get; init; }
+    /// <summary>Streaming heads in a ring of pages per sequence (<c>inf_streaming_ring</c>), or null: then the
+    /// step's pool holds only the retrieval heads and this pool only the streaming heads (their
+    /// <see cref="PagePoolConfig.LayerKvHeads"/>).</summary>
+    public PagePool? RingPool { get; init; }
+    /// <summary>[sequences + 1] offsets into <see cref="RingPages"/>: sequence s owns ring entries
+    /// RingPages[RingStarts[s] .. RingStarts[s+1]).</summary>
+    public ReadOnlySpan<int> RingStarts { get; init; }
+    public ReadOnlySpan<int> RingPages { get; init; }
 }

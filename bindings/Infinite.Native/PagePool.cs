@@ -27,7 +27,18 @@ public sealed class PagePool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(config);
-        var handle = PagePoolHandle.Create(device.Handle, config.ToNative());
+        if (config.LayerKvHeads is { } layerHeads && layerHeads.Count != config.Layers)
+        {
+            throw new ArgumentException($"LayerKvHeads has {layerHeads.Count} entries but the pool has {config.Layers} layers", nameof(config));
+        }
+        int[]? heads = config.LayerKvHeads?.ToArray();
+        PagePoolHandle handle;
+        fixed (int* h = heads)
+        {
+            inf_page_pool_config native = config.ToNative();
+            native.layer_kv_heads = h;  // read during the call only
+            handle = PagePoolHandle.Create(device.Handle, native);
+        }
         try
         {
             using var pool = new HandleLease(handle);
@@ -55,7 +66,7 @@ public sealed class PagePool : IDisposable
     }
 
     /// <summary>Stores tokens' keys and values of <paramref name="layer"/>: token i (k and v rows
-    /// <c>[KvHeads * HeadDim]</c>) goes to slot <paramref name="slots"/>[i] of page <paramref name="pages"/>[i].</summary>
+    /// <c>[the layer's KvHeads * HeadDim]</c>, see <see cref="PagePoolConfig.HeadsOf"/>) goes to slot <paramref name="slots"/>[i] of page <paramref name="pages"/>[i].</summary>
     public unsafe void Append(int layer, ReadOnlySpan<int> pages, ReadOnlySpan<int> slots, ReadOnlySpan<float> k, ReadOnlySpan<float> v)
     {
         int tokens = pages.Length;
@@ -63,10 +74,10 @@ public sealed class PagePool : IDisposable
         {
             throw new ArgumentException($"slots has {slots.Length} entries but pages has {tokens}", nameof(slots));
         }
-        long width = (long)tokens * Config.TokenWidth;
+        long width = (long)tokens * ((uint)layer < (uint)Config.Layers ? Config.TokenWidthOf(layer) : Config.TokenWidth);
         if (k.Length != width || v.Length != width)
         {
-            throw new ArgumentException($"k and v must hold tokens * kv_heads * head_dim = {width} floats (k has {k.Length}, v has {v.Length})", k.Length != width ? nameof(k) : nameof(v));
+            throw new ArgumentException($"k and v must hold tokens * the layer's kv_heads * head_dim = {width} floats (k has {k.Length}, v has {v.Length})", k.Length != width ? nameof(k) : nameof(v));
         }
         using var pool = new HandleLease(Handle);
         fixed (int* p = pages, s = slots)
@@ -76,12 +87,13 @@ public sealed class PagePool : IDisposable
         }
     }
 
-    /// <summary>Reads one page of one layer as float32 <c>[KvHeads][PageSize][HeadDim]</c>.</summary>
+    /// <summary>Reads one page of one layer as float32 <c>[the layer's KvHeads][PageSize][HeadDim]</c>.</summary>
     public unsafe void ReadPage(int layer, int page, Span<float> k, Span<float> v)
     {
-        if (k.Length < Config.PageFloats || v.Length < Config.PageFloats)
+        int floats = (uint)layer < (uint)Config.Layers ? Config.PageFloatsOf(layer) : Config.PageFloats;
+        if (k.Length < floats || v.Length < floats)
         {
-            throw new ArgumentException($"k and v need {Config.PageFloats} floats each", k.Length < Config.PageFloats ? nameof(k) : nameof(v));
+            throw new ArgumentException($"k and v need {floats} floats each", k.Length < floats ? nameof(k) : nameof(v));
         }
         using var pool = new HandleLease(Handle);
         fixed (float* kp = k, vp = v)
@@ -93,7 +105,7 @@ public sealed class PagePool : IDisposable
     /// <summary>One page's summary, float32 <c>[KvHeads][PageSize / LogicalPageSize][2][HeadDim]</c> (min, then max).</summary>
     public unsafe float[] ReadSummary(int layer, int page)
     {
-        var summary = new float[Math.Max(Config.SummaryFloats, 1)];
+        var summary = new float[Math.Max((uint)layer < (uint)Config.Layers ? Config.SummaryFloatsOf(layer) : Config.SummaryFloats, 1)];
         using var pool = new HandleLease(Handle);
         fixed (float* p = summary)
         {

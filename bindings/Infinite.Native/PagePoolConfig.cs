@@ -14,6 +14,13 @@ public sealed record PagePoolConfig(
     DataType DataType = DataType.F32,
     int LogicalPageSize = 0)
 {
+    /// <summary>Optional [Layers]: the KV heads each layer stores (0 .. KvHeads; null: KvHeads in every layer), so a
+    /// pool can keep only some heads of each layer (the retrieval heads, or the streaming heads' ring).</summary>
+    public IReadOnlyList<int>? LayerKvHeads { get; init; }
+
+    /// <summary>KV heads <paramref name="layer"/> stores.</summary>
+    public int HeadsOf(int layer) => LayerKvHeads is { } heads ? heads[layer] : KvHeads;
+
     /// <summary>Values of one token of one layer: KvHeads * HeadDim.</summary>
     public int TokenWidth => KvHeads * HeadDim;
 
@@ -22,6 +29,14 @@ public sealed record PagePoolConfig(
 
     /// <summary>Floats of one page's summary: KvHeads * (PageSize / LogicalPageSize) * 2 * HeadDim.</summary>
     public int SummaryFloats => LogicalPageSize == 0 ? 0 : KvHeads * (PageSize / LogicalPageSize) * 2 * HeadDim;
+
+    /// <summary><see cref="TokenWidth"/>, <see cref="PageFloats"/> and <see cref="SummaryFloats"/> of one layer
+    /// (its <see cref="HeadsOf"/> heads).</summary>
+    public int TokenWidthOf(int layer) => HeadsOf(layer) * HeadDim;
+
+    public int PageFloatsOf(int layer) => HeadsOf(layer) * PageSize * HeadDim;
+
+    public int SummaryFloatsOf(int layer) => LogicalPageSize == 0 ? 0 : HeadsOf(layer) * (PageSize / LogicalPageSize) * 2 * HeadDim;
 
     internal static unsafe inf_page_pool_config Empty() => new() { size = (uint)sizeof(inf_page_pool_config) };
 
@@ -37,6 +52,10 @@ public sealed record PagePoolConfig(
         logical_page_size = LogicalPageSize,
     };
 
-    internal static PagePoolConfig FromNative(in inf_page_pool_config c) =>
-        new(c.layers, c.kv_heads, c.head_dim, c.page_size, c.pages, c.dtype, c.logical_page_size);
+    internal static unsafe PagePoolConfig FromNative(in inf_page_pool_config c) =>
+        new(c.layers, c.kv_heads, c.head_dim, c.page_size, c.pages, c.dtype, c.logical_page_size)
+        {
+            // The pool's own copy, valid while it lives: copied out here.
+            LayerKvHeads = c.layer_kv_heads == null ? null : new ReadOnlySpan<int>(c.layer_kv_heads, c.layers).ToArray(),
+        };
 }

@@ -39,6 +39,7 @@ std::string build_line(const char* key) {
 
 void register_buffer_benchmarks();
 void register_cuda_attention_benchmarks();
+void register_cuda_model_benchmarks();
 
 int main(int argc, char** argv) {
     std::vector<std::string> arguments = normalise_arguments(argc, argv);
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("infinite_cuda", build_line("cuda"));
     register_buffer_benchmarks();
     register_cuda_attention_benchmarks();
+    register_cuda_model_benchmarks();
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     return 0;

@@ -390,6 +390,9 @@ void cuda_sparse_summary(benchmark::State& state) {
 
 }  // namespace
 
+// The device-copy traffic (read + written bytes per second) for the other CUDA rows (cuda_model_bench.cpp).
+double cuda_copy_traffic(inf_device* device) { return copy_traffic(device); }
+
 void register_cuda_attention_benchmarks() {
     if (inf_backend_load(INF_DEVICE_KIND_CUDA) != INF_STATUS_OK) {
         return;  // no GPU here: nothing registered

@@ -18,10 +18,14 @@
 //                               is the plain one-instance step. ctx:1048576 rows (~2 GiB of KV) are
 //                               registered only with INFINITE_BENCH_LONG=1.
 // Targets (2 threads): decode <= 5 ms/token at 32K dense, <= 3 ms sparse; prefill 32K >= 800 tokens/s.
+//   model/ring/kv_bytes/ctx:N   KV bytes of one sequence with half its KV heads streaming: paged against a ring
+//                               (sink 128, decode local 256, prefill local 8192, chunks of 2048).
+//   model/ring/decode/ctx:32768 ms/token, streaming heads paged against in a ring (alternating, medians of 5).
 // Run: build/native/bin/infinite_bench --benchmark_filter=model/
 //      INFINITE_BENCH_LONG=1 INFINITE_MODEL_PROFILE=1 build/native/bin/infinite_bench --benchmark_filter=model/decode/distributed
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <chrono>
@@ -494,8 +498,193 @@ void bench_distributed(benchmark::State& state, int n, int context) {
     }
 }
 
+// ---- streaming heads in a ring (inf_streaming_ring) against the paged layout --------------------------------
+// KV head 1 of every layer streams (half the KV heads); windows: decode sink 128 + local 256, prefill local
+// 8192 with chunks of kChunk, so a ring holds sink 2 pages + ceil((8192 + 2048 - 2) / 64) + 1 = 161 pages.
+constexpr int kRingSink = 128;
+constexpr int kRingDecodeLocal = 256;
+constexpr int kRingPrefillLocal = 8192;
+constexpr int kRingPages = (kRingSink + kPage - 1) / kPage + (kRingPrefillLocal + kChunk - 2 + kPage - 1) / kPage + 1;
+
+inf_page_pool* make_layered_pool(inf_device* device, int pages, const std::int32_t* layer_heads, int logical_page_size) {
+    inf_page_pool_config p{};
+    p.size = sizeof p;
+    p.dtype = INF_DTYPE_BF16;
+    p.layers = kLayers;
+    p.kv_heads = kKvHeads;
+    p.head_dim = kHeadDim;
+    p.page_size = kPage;
+    p.pages = pages;
+    p.logical_page_size = logical_page_size;
+    p.layer_kv_heads = layer_heads;
+    inf_page_pool* pool = nullptr;
+    return inf_page_pool_create(device, &p, &pool) == INF_STATUS_OK ? pool : nullptr;
+}
+
+std::uint64_t pool_bytes(inf_page_pool* pool) {
+    std::uint64_t bytes = 0;
+    inf_page_pool_bytes(pool, &bytes);
+    return bytes;
+}
+
+// KV bytes one sequence of N tokens holds: paged, every head's pages; ring, the retrieval head's pages plus a
+// fixed ring. Measured from one-page pools (inf_page_pool_bytes), so the figures include the summaries.
+void bench_ring_bytes(benchmark::State& state, int context) {
+    inf_device* device = nullptr;
+    if (!ok(inf_device_create(INF_DEVICE_KIND_CPU, 0, &device), state, "inf_device_create")) return;
+    const std::int32_t one[kLayers] = {1, 1, 1, 1};
+    inf_page_pool* paged = make_pool(device, 1);
+    inf_page_pool* retrieval = make_layered_pool(device, 1, one, 16);
+    inf_page_pool* ring = make_layered_pool(device, 1, one, 0);
+    const double pages = std::ceil(static_cast<double>(context) / kPage);
+    double paged_bytes = 0;
+    double ring_bytes = 0;
+    for (auto _ : state) {
+        paged_bytes = pages * static_cast<double>(pool_bytes(paged));
+        ring_bytes = pages * static_cast<double>(pool_bytes(retrieval)) + kRingPages * static_cast<double>(pool_bytes(ring));
+    }
+    state.counters["paged_MiB"] = paged_bytes / 1048576.0;
+    state.counters["ring_MiB"] = ring_bytes / 1048576.0;
+    state.counters["ring/paged"] = ring_bytes / paged_bytes;
+    inf_page_pool_destroy(paged);
+    inf_page_pool_destroy(retrieval);
+    inf_page_pool_destroy(ring);
+    inf_device_destroy(device);
+}
+
+// Decode at 32K (batch 1, page selection under a 4096-token budget reselected every 4th step, as
+// model/decode/sparse) with the streaming heads paged and in a ring, timed alternately: 5 rounds of
+// `steps` decodes per side; the counters are the medians of the rounds (ms/token).
+void bench_ring_decode(benchmark::State& state, int context) {
+    BenchModel m;
+    if (m.model == nullptr) {
+        state.SkipWithError((std::string("model: ") + inf_last_error()).c_str());
+        return;
+    }
+    const int entries = context / kPage + 1;
+    const std::int32_t retrieval_heads[kLayers] = {1, 1, 1, 1};
+    inf_page_pool* paged = make_pool(m.device, entries);
+    inf_page_pool* retrieval = make_layered_pool(m.device, entries, retrieval_heads, 16);
+    inf_page_pool* ring = make_layered_pool(m.device, kRingPages, retrieval_heads, 0);
+    if (paged == nullptr || retrieval == nullptr || ring == nullptr || !fill_context(paged, context)) {
+        state.SkipWithError((std::string("pool: ") + inf_last_error()).c_str());
+        inf_page_pool_destroy(paged);
+        inf_page_pool_destroy(retrieval);
+        inf_page_pool_destroy(ring);
+        return;
+    }
+    // One head's random K/V for every position: the retrieval pool by page j = entry j, the ring by its entries.
+    {
+        constexpr int kBlock = 4096;
+        std::mt19937 engine(7);
+        std::normal_distribution<float> normal(0.0F, 1.0F);
+        std::vector<float> k(static_cast<std::size_t>(kBlock) * kHeadDim), v(k.size());
+        for (float& x : k) x = normal(engine);
+        for (float& x : v) x = normal(engine);
+        std::vector<std::int32_t> pages(kBlock), ring_pages(kBlock), slots(kBlock);
+        const int sink_pages = kRingSink / kPage;
+        for (int layer = 0; layer < kLayers; ++layer) {
+            for (int first = 0; first < context; first += kBlock) {
+                const int count = std::min(kBlock, context - first);
+                for (int i = 0; i < count; ++i) {
+                    const int page = (first + i) / kPage;
+                    pages[static_cast<std::size_t>(i)] = page;
+                    ring_pages[static_cast<std::size_t>(i)] =
+                        page < sink_pages ? page : sink_pages + (page - sink_pages) % (kRingPages - sink_pages);
+                    slots[static_cast<std::size_t>(i)] = (first + i) % kPage;
+                }
+                inf_page_pool_append(retrieval, layer, count, pages.data(), slots.data(), k.data(), v.data());
+                inf_page_pool_append(ring, layer, count, ring_pages.data(), slots.data(), k.data(), v.data());
+            }
+        }
+    }
+    std::vector<std::int32_t> page_ids(static_cast<std::size_t>(entries));
+    for (int j = 0; j < entries; ++j) page_ids[static_cast<std::size_t>(j)] = j;
+    std::vector<std::int32_t> ring_ids(kRingPages);
+    for (int j = 0; j < kRingPages; ++j) ring_ids[static_cast<std::size_t>(j)] = j;
+    const std::int32_t ring_starts[2] = {0, kRingPages};
+    const std::int32_t token = 17;
+    const std::int32_t position = context;
+    const std::int32_t q_starts[2] = {0, 1};
+    const std::int32_t kv_length = context + 1;
+    const std::int32_t page_starts[2] = {0, entries};
+    const std::int32_t logit_token = 0;
+    std::vector<std::int32_t> streaming(kLayers * kKvHeads, 0);
+    for (int l = 0; l < kLayers; ++l) streaming[static_cast<std::size_t>(l * kKvHeads + 1)] = 1;
+    const std::int64_t slot_ints = std::int64_t{kLayers} * kKvHeads * (1 + 4096 / kPage);
+    std::vector<std::int32_t> store_paged(static_cast<std::size_t>(slot_ints)), store_ring(store_paged.size());
+    const std::int32_t slot = 0;
+    std::int32_t reselect = 1;
+    inf_streaming_ring ring_desc{};
+    ring_desc.size = sizeof ring_desc;
+    ring_desc.pool = ring;
+    ring_desc.ring_starts = ring_starts;
+    ring_desc.ring_pages = ring_ids.data();
+    inf_sparse_step sp{};
+    sp.size = sizeof sp;
+    sp.streaming_heads = streaming.data();
+    sp.decode_sink_tokens = sp.prefill_sink_tokens = kRingSink;
+    sp.decode_local_tokens = kRingDecodeLocal;
+    sp.prefill_local_tokens = kRingPrefillLocal;
+    sp.budget_tokens = 4096;
+    sp.slot_ints = slot_ints;
+    sp.selection_slots = &slot;
+    sp.reselect = &reselect;
+    inf_step_plan plan{};
+    plan.size = sizeof plan;
+    plan.sequences = 1;
+    plan.tokens = 1;
+    plan.logit_rows = 1;
+    plan.token_ids = &token;
+    plan.positions = &position;
+    plan.q_starts = q_starts;
+    plan.kv_lengths = &kv_length;
+    plan.page_starts = page_starts;
+    plan.page_ids = page_ids.data();
+    plan.logit_tokens = &logit_token;
+    plan.sparse = &sp;
+    std::vector<float> logits(kVocab);
+    constexpr int kSteps = 40;
+    constexpr int kRounds = 5;
+    const auto side = [&](bool use_ring) {
+        sp.ring = use_ring ? &ring_desc : nullptr;
+        sp.selection_store = use_ring ? store_ring.data() : store_paged.data();
+        inf_page_pool* pool = use_ring ? retrieval : paged;
+        const auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < kSteps; ++i) {
+            reselect = i % 4 == 0 ? 1 : 0;
+            if (!ok(inf_model_step(m.model, pool, &plan, logits.data()), state, "inf_model_step")) return -1.0;
+        }
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() * 1e3 / kSteps;
+    };
+    std::vector<double> paged_ms, ring_ms;
+    for (auto _ : state) {
+        for (int round = 0; round < kRounds; ++round) {
+            paged_ms.push_back(side(false));
+            ring_ms.push_back(side(true));
+        }
+    }
+    const auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v.empty() ? 0.0 : v[v.size() / 2];
+    };
+    state.counters["paged_ms/token"] = median(paged_ms);
+    state.counters["ring_ms/token"] = median(ring_ms);
+    inf_page_pool_destroy(paged);
+    inf_page_pool_destroy(retrieval);
+    inf_page_pool_destroy(ring);
+}
+
 struct Registrar {
     Registrar() {
+        for (const int context : {32768, 131072, 1048576}) {
+            benchmark::RegisterBenchmark(("model/ring/kv_bytes/ctx:" + std::to_string(context)).c_str(),
+                                         [context](benchmark::State& s) { bench_ring_bytes(s, context); })
+                ->Iterations(1);
+        }
+        benchmark::RegisterBenchmark("model/ring/decode/ctx:32768",
+                                     [](benchmark::State& s) { bench_ring_decode(s, 32768); })
+            ->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(1);
         // The scale run: 1M-token rows only on request (INFINITE_BENCH_LONG=1), they fill ~2 GiB of KV.
         const char* long_rows = std::getenv("INFINITE_BENCH_LONG");
         std::vector<int> contexts{131072};

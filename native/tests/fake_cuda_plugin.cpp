@@ -8,7 +8,7 @@
 // refused and counted (tests assert the count stays 0).
 //
 // INFINITE_FAKE_CUDA selects the behaviour: "" (two devices of 64 MiB), "init_error", "no_devices",
-// "abi_mismatch".
+// "abi_mismatch", "model" (as "" plus a host model step, fake_cuda_model_step.h).
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
@@ -19,6 +19,7 @@
 #include <string>
 
 #include "core/plugin_abi.h"
+#include "fake_cuda_model_step.h"
 #include "fake_cuda_stats.h"
 
 namespace {
@@ -207,6 +208,31 @@ inf_status fake_synchronize(std::int32_t ordinal, char* error, std::size_t) {
     return INF_STATUS_OK;
 }
 
+unsigned char* translate(std::int32_t ordinal, const void* pointer, std::uint64_t bytes) {
+    return resolve(ordinal, pointer, bytes);
+}
+
+inf_status fake_step_workspace_bytes(std::int32_t ordinal, const inf_plugin_model_step* params, std::uint64_t* out,
+                                     char* error, std::size_t) {
+    if (!valid_ordinal(ordinal)) {
+        return FAKE_BAD_CALL(error, "model_step_workspace_bytes: no fake device %d", ordinal);
+    }
+    *out = fake_model_step_workspace_bytes(*params);
+    return INF_STATUS_OK;
+}
+
+inf_status fake_step(std::int32_t ordinal, const inf_plugin_model_step* params, char* error, std::size_t) {
+    if (!valid_ordinal(ordinal)) {
+        return FAKE_BAD_CALL(error, "model_step: no fake device %d", ordinal);
+    }
+    bool bad = false;
+    const inf_status status = fake_model_step(ordinal, *params, translate, error, &bad);
+    if (bad) {
+        ++g_bad_calls;
+    }
+    return status;
+}
+
 const inf_plugin_api kApi = {
     INF_PLUGIN_ABI_VERSION,
     sizeof(inf_plugin_api),
@@ -227,6 +253,33 @@ const inf_plugin_api kApi = {
     nullptr,  // attention_merge
     nullptr,  // page_select_workspace_bytes
     nullptr,  // page_select
+    nullptr,  // model_step_workspace_bytes: no model step either (inf_model_step reports INF_STATUS_UNSUPPORTED)
+    nullptr,  // model_step
+};
+
+// "model" mode: the same table with the host model step.
+const inf_plugin_api kModelApi = {
+    INF_PLUGIN_ABI_VERSION,
+    sizeof(inf_plugin_api),
+    "fake CUDA plug-in for tests (host model step)",
+    fake_init,
+    fake_device_info,
+    fake_allocate,
+    fake_deallocate,
+    fake_copy_from_host,
+    fake_copy_to_host,
+    fake_copy_within,
+    fake_copy_peer,
+    fake_fill,
+    fake_synchronize,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    fake_step_workspace_bytes,
+    fake_step,
 };
 
 }  // namespace
@@ -235,7 +288,7 @@ extern "C" __attribute__((visibility("default"))) const inf_plugin_api* inf_cuda
     if (mode() == "abi_mismatch" || abi_version != INF_PLUGIN_ABI_VERSION) {
         return nullptr;
     }
-    return &kApi;
+    return mode() == "model" ? &kModelApi : &kApi;
 }
 
 extern "C" __attribute__((visibility("default"))) void inf_fake_cuda_stats(inf_fake_cuda_stats_t* out) {

@@ -52,6 +52,9 @@ public:
         std::string fake_mode;
         if (name == "fake" || name == "fake_race") {
             plugin = FAKE_PLUGIN_PATH;
+        } else if (name == "fake_model") {
+            plugin = FAKE_PLUGIN_PATH;
+            fake_mode = "model";
         } else if (name == "init_error" || name == "no_devices" || name == "abi_mismatch") {
             plugin = FAKE_PLUGIN_PATH;
             fake_mode = name;

@@ -31,7 +31,9 @@ internal static class ModelLoading
         status.WriteLine($"loaded {path}: {config.ParameterCount / 1e6:0.#}M parameters, {config.Layers} layers, " +
             $"{config.QHeads}/{config.KvHeads} heads, vocab {config.VocabSize}; KV cache {engine.Executor.PageCount} pages x " +
             $"{engine.Executor.PageSize} tokens ({options.KvType}){(options.Sparse is null ? "" : ", sparse attention")}" +
-            (engine.Executor.Instances > 1 ? $" over {engine.Executor.Instances} instances of {engine.Executor.PagesPerInstance} pages" : ""));
+            (engine.Executor.Instances > 1 ? $" over {engine.Executor.Instances} instances of {engine.Executor.PagesPerInstance} pages" : "") +
+            (engine.Executor.RingPagesPerSequence > 0
+                ? $"; streaming heads in rings of {engine.Executor.RingPagesPerSequence} pages per request" : ""));
         return engine;
     }
 

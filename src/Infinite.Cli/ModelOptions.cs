@@ -60,6 +60,11 @@ internal sealed class ModelOptions
         DefaultValueFactory = _ => 0.5,
     };
 
+    public Option<bool> SparseRing { get; } = new("--sparse-ring")
+    {
+        Description = "With --sparse: keep streaming heads' KV in a fixed ring of pages per request (sink + local window), so their memory stays constant however long the context. One instance only.",
+    };
+
     public Option<int> Budget { get; } = new("--sparse-budget")
     {
         Description = "With --sparse: tokens a retrieval head reads at decode.",
@@ -85,7 +90,7 @@ internal sealed class ModelOptions
 
     public void AddTo(Command command)
     {
-        foreach (Option option in new Option[] { Model, Device, KvType, PageSize, KvMemory, MaxContext, Sparse, HeadGates, Sparsity, Budget, Instances, ClusterPolicy, Mpi })
+        foreach (Option option in new Option[] { Model, Device, KvType, PageSize, KvMemory, MaxContext, Sparse, HeadGates, Sparsity, SparseRing, Budget, Instances, ClusterPolicy, Mpi })
         {
             command.Options.Add(option);
         }
@@ -134,10 +139,16 @@ internal sealed class ModelOptions
         {
             streaming = HalfStreaming(config);
         }
+        bool several = result.GetValue(Instances) > 1 || result.GetValue(Mpi);
+        StreamingStorage storage = result.GetValue(SparseRing) ? StreamingStorage.Ring : StreamingStorage.Paged;
+        if (storage == StreamingStorage.Ring && several)
+        {
+            throw new ArgumentException("--sparse-ring keeps streaming heads in rings on one instance: not with --instances above 1 or --mpi");
+        }
         // Several instances (or ranks) select pages every step (a global top-k at each home; no reusable selection yet).
-        return result.GetValue(Instances) > 1 || result.GetValue(Mpi)
+        return several
             ? new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), ReuseInterval = 1 }
-            : new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget) };
+            : new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), StreamingStorage = storage };
     }
 
     /// <summary>--mpi, checked: not with --instances above 1 (one instance per rank).</summary>

@@ -259,7 +259,8 @@ internal static class ServeCommand
             $"{config.QHeads}/{config.KvHeads} heads)"));
         grid.AddRow("device", Markup.Escape(options.Device));
         grid.AddRow("KV cache", Markup.Escape($"{FormatBytes(options.KvMemoryBytes)} {options.KvType.ToString().ToLowerInvariant()}: {engine.Executor.PageCount} pages x " +
-            $"{engine.Executor.PageSize} tokens = {kvTokens} tokens{(options.Sparse is null ? "" : ", sparse attention")}"));
+            $"{engine.Executor.PageSize} tokens = {kvTokens} tokens{(options.Sparse is null ? "" : ", sparse attention")}" +
+            (engine.Executor.RingPagesPerSequence > 0 ? $", streaming heads in rings of {engine.Executor.RingPagesPerSequence} pages per request" : "")));
         if (engine.Executor.Instances > 1)
         {
             string kind = options.Mpi ? "MPI ranks (one instance each)" : "in-process instances";

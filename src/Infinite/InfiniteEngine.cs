@@ -113,6 +113,8 @@ public sealed class InfiniteEngine : IAsyncDisposable
     {
         if (!options.Mpi)
             throw new ArgumentException("Mpi must be true for an MPI worker", nameof(options));
+        if (options.Sparse is { StreamingStorage: StreamingStorage.Ring })
+            throw new ArgumentException("Sparse.StreamingStorage = Ring is not supported over MPI ranks (rings live on one instance); use StreamingStorage.Paged", nameof(options));
         if (options.Instances != 1)
             throw new ArgumentException($"Mpi runs one instance per rank; Instances must be 1 (it is {options.Instances})", nameof(options));
         if (options.Sparse is { BudgetTokens: > 0, ReuseInterval: > 1 } reused)
@@ -129,11 +131,19 @@ public sealed class InfiniteEngine : IAsyncDisposable
         KvMemoryBytes = options.KvMemoryBytes / instances,
         SelectionSlots = options.Sparse is null ? 0 : options.MaxRunningRequests,
         MaxBudgetTokens = Math.Max(options.PageSize, options.Sparse?.BudgetTokens ?? options.PageSize),
+        // Streaming heads in rings: one per request slot, sized for the widest step (a chunk of MaxBatchTokens).
+        RingStreamingHeads = options.Sparse is { StreamingStorage: StreamingStorage.Ring } ring ? ring.StreamingHeads : null,
+        RingPagesPerSequence = options.Sparse is { StreamingStorage: StreamingStorage.Ring } sized
+            ? StreamingRing.PagesPerSequence(sized, options.PageSize, options.MaxBatchTokens) : 0,
         Progress = progress is null ? null : progress.Report,
     };
 
     private static InfiniteEngine Load(string path, InfiniteOptions options, IProgress<LoadProgress>? progress)
     {
+        if (options.Sparse is { StreamingStorage: StreamingStorage.Ring } && (options.Mpi || options.Instances > 1))
+            throw new ArgumentException(
+                $"Sparse.StreamingStorage = Ring keeps streaming heads in rings on one instance: it is not supported with several instances (Instances = {options.Instances}, Mpi = {options.Mpi}); use StreamingStorage.Paged",
+                nameof(options));
         if (options.Mpi)
             CheckMpi(options);
         if (options.Instances < 1)

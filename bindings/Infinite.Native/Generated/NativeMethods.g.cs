@@ -195,6 +195,17 @@ internal unsafe partial struct inf_page_pool_config
     /// bound of q.k over its keys; 16 and 8 bits make the selector read 2x and ~4x fewer bytes.
     /// </summary>
     public int summary_bits;
+    /// <summary>
+    /// Optional [layers]: the KV heads layer l stores, each 0 .. kv_heads (null, or a caller whose size ends
+    /// before this field: kv_heads in every layer). Layer l's K and V are then [pages][layer_kv_heads[l]]
+    /// [page_size][head_dim] (summaries and scales alike), so a pool that keeps only some heads of each layer
+    /// (LServe: the retrieval heads in the main pool, the streaming heads in a ring pool, inf_streaming_ring)
+    /// holds only their bytes. Appends, reads and attention on layer l take that many heads; a layer with 0
+    /// heads holds nothing and refuses them; not every layer may hold 0. Read during creation;
+    /// inf_page_pool_get_config returns the pool's own copy (valid while the pool lives), or null when every
+    /// layer holds kv_heads. Page migration (send/recv_pages) refuses a pool with fewer heads in some layer.
+    /// </summary>
+    public int* layer_kv_heads;
 }
 
 /// <summary>
@@ -406,6 +417,32 @@ internal unsafe partial struct inf_tensor
     public ulong bytes;
 }
 
+/// <summary>
+/// Streaming heads stored as a ring of pages (LServe): a streaming head only ever reads the sink keys and the
+/// recent ones, so its older keys need no memory. With a ring, the step's pool holds in layer l only the
+/// retrieval heads of layer l (its layer_kv_heads[l] = the count of zero streaming_heads flags of layer l, in
+/// head order) and pool holds only the streaming heads (layer_kv_heads[l] = the count of nonzero flags); both
+/// have the model's kv_heads and head_dim. Sequence s owns the ring entries ring_pages[ring_starts[s] ..
+/// ring_starts[s+1]-1] of pool (distinct pages, one ring per sequence, fixed for its life): with P = pool's
+/// page size, sink_pages = ceil(max(decode_sink_tokens, prefill_sink_tokens) / P) and local_pages = the rest,
+/// the key at position p lives in entry p / P when p / P &lt; sink_pages, else in entry
+/// sink_pages + (p / P - sink_pages) % local_pages, slot p % P. The ring must hold the step's window: a decode
+/// row needs local_pages &gt;= ceil((decode_local_tokens - 1) / P) + 1, a chunk of n tokens
+/// ceil((prefill_local_tokens + n - 2) / P) + 1 (refused otherwise, naming the sequence and the sizes).
+/// Not supported with plan-&gt;exchange or on a non-CPU device (INF_STATUS_UNSUPPORTED).
+/// Versioned: set size = sizeof(inf_streaming_ring).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe partial struct inf_streaming_ring
+{
+    public uint size;
+    public int reserved;
+    public inf_page_pool* pool;
+    /// <summary>[sequences + 1] prefix offsets into ring_pages.</summary>
+    public int* ring_starts;
+    public int* ring_pages;
+}
+
 /// <summary>Sparse attention for one step (LServe). Versioned: set size = sizeof(inf_sparse_step).</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe partial struct inf_sparse_step
@@ -432,11 +469,18 @@ internal unsafe partial struct inf_sparse_step
     /// On the CPU a slot holds, for each layer l and list i (lists = kv_heads, or q_heads per query head),
     /// at ints (l * lists + i) * (1 + budget_pages): a count, then that many ascending entry indices, with
     /// budget_pages = max(1, budget_tokens / page_size); so slot_ints &gt;= layers * lists * (1 + budget_pages).
+    /// With a ring, layer l's lists are its retrieval heads' in head order (the first retrieval-head-count lists,
+    /// times q_heads / kv_heads per query head), indexing the step's pool as it holds them.
     /// </summary>
     public int* selection_store;
     public long slot_ints;
     public int* selection_slots;
     public int* reselect;
+    /// <summary>
+    /// Optional (null: streaming heads live in the step's pool like every head): streaming heads' KV in a ring
+    /// of pages per sequence (see inf_streaming_ring), so their memory stays constant however long the context.
+    /// </summary>
+    public inf_streaming_ring* ring;
 }
 
 /// <summary>
@@ -652,14 +696,17 @@ internal static unsafe partial class NativeMethods
 
     /// <summary>
     /// Stores tokens' keys and values of one layer: k and v are float32 [tokens][kv_heads][head_dim] in host
-    /// memory; token i goes to slot slots[i] of page pages[i]. Keys are stored as given (post-RoPE). The summaries
+    /// memory (kv_heads: the layer's, config.layer_kv_heads[layer] when given); token i goes to slot slots[i] of page pages[i]. Keys are stored as given (post-RoPE). The summaries
     /// of the logical pages touched are updated; writing slot 0 of a logical page restarts its summary.
     /// </summary>
     [LibraryImport(LibraryName)]
     [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
     public static partial InfiniteStatus inf_page_pool_append(inf_page_pool* pool, int layer, int tokens, int* pages, int* slots, float* k, float* v);
 
-    /// <summary>Reads one page of one layer as float32 [kv_heads][page_size][head_dim] into host k_out and v_out.</summary>
+    /// <summary>
+    /// Reads one page of one layer as float32 [kv_heads][page_size][head_dim] (the layer's kv_heads) into host k_out and
+    /// v_out.
+    /// </summary>
     [LibraryImport(LibraryName)]
     [UnmanagedCallConv(CallConvs = new[] { typeof(CallConvCdecl) })]
     public static partial InfiniteStatus inf_page_pool_read_page(inf_page_pool* pool, int layer, int page, float* k_out, float* v_out);

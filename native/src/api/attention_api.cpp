@@ -47,8 +47,11 @@ INF_API inf_status inf_attention_run(inf_page_pool* pool, int32_t layer, const i
     return guard("inf_attention_run", [&] {
         const auto object = api::find_pool(pool, "pool");
         const PagePool& kv = *object;
-        const inf_page_pool_config& config = kv.config();
         kv.check_layer(layer);
+        kv.check_layer_heads(layer);
+        // The layer's own head count (config.layer_kv_heads) is the kv_heads every check below sees.
+        inf_page_pool_config config = kv.config();
+        config.kv_heads = kv.layer_heads(layer);
         // Callers built before the sparse fields (head_lists_per_query_head onwards) pass a smaller size:
         // those fields then read as 0 / null (per-KV-head lists, every head dense).
         const inf_attention_batch b = api::read_versioned(batch, "batch", "inf_attention_batch",

@@ -32,8 +32,11 @@ INF_API inf_status inf_page_select(const inf_page_pool* pool, int32_t layer, con
     return guard("inf_page_select", [&] {
         const auto object = api::find_pool(pool, "pool");
         const PagePool& kv = *object;
-        const inf_page_pool_config& config = kv.config();
         kv.check_layer(layer);
+        kv.check_layer_heads(layer);
+        // The layer's own head count (config.layer_kv_heads) is the kv_heads every check below sees.
+        inf_page_pool_config config = kv.config();
+        config.kv_heads = kv.layer_heads(layer);
         const inf_page_selection sel = api::read_versioned(selection, "selection", "inf_page_selection");
         const auto q_buffer = api::find_buffer(q, "q");
         const Device& device = kv.device();

@@ -579,19 +579,6 @@ struct SummaryView {
         }
     }
 
-    // Asks for one page's summaries (every head, and the int8 scales) to be brought into the cache ahead of
-    // the scoring loop, which reads pages in page-table order, not memory order.
-    void prefetch(std::int32_t page) const noexcept {
-#if INF_SELECT_X86
-        const unsigned char* at = base + static_cast<std::size_t>(page) * page_bytes;
-        for (std::size_t off = 0; off < page_bytes; off += 64) {
-            _mm_prefetch(reinterpret_cast<const char*>(at + off), _MM_HINT_T0);
-        }
-#else
-        (void)page;
-#endif
-    }
-
     const unsigned char* base;
     int bits;
     int dim;
@@ -618,8 +605,6 @@ bool skipped(const inf_page_select_params& p, int kv_head) {
 // Entries one work item scores: long page tables are split so that one (sequence, head) spreads over
 // every thread (batch 1 with one retrieval head per layer is the common long-context case).
 constexpr int kEntryBlock = 256;
-// Entries ahead whose summaries are prefetched (a few DRAM latencies' worth of scoring).
-constexpr int kPrefetchAhead = 4;
 
 int max_entries(const inf_page_select_params& p) {
     int widest = 0;
@@ -750,8 +735,7 @@ void page_select(const inf_page_select_params& params) {
     float* thread_base = all_scores + shared;
 
     // Work items: blocks of kEntryBlock entries of a sequence, every scored head of each entry in turn, so
-    // that the summaries are read in memory order (a page's heads are adjacent; one head alone is a short
-    // run every page_bytes, which the hardware prefetcher does not follow). sequence * blocks_max + block.
+    // that the summaries are read in memory order (a page's heads are adjacent). sequence * blocks_max + block.
     // Capacity kept across calls; `items` names the calling thread's vector (a thread_local is not
     // captured by the lambdas, which run on pool threads).
     static thread_local std::vector<std::int64_t> items_of_thread;
@@ -801,9 +785,6 @@ void page_select(const inf_page_select_params& params) {
                 const std::int64_t valid = std::min<std::int64_t>(layer.page_size, kv_length - pos0);
                 const int used = valid <= 0 ? 0 : static_cast<int>((valid + lps - 1) / lps);  // logical pages holding keys < kv_length
                 const std::int32_t page = params.page_ids[first + e];
-                if (e + kPrefetchAhead < e_end) {
-                    summaries.prefetch(params.page_ids[first + e + kPrefetchAhead]);
-                }
                 for (int h = 0; h < layer.kv_heads; ++h) {
                     if (skipped(params, h)) {
                         continue;

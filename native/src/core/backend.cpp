@@ -89,4 +89,15 @@ std::uint64_t Backend::page_select_workspace_bytes(std::int32_t, const inf_page_
 
 std::uint64_t Backend::attention_workspace_bytes(std::int32_t, const inf_attention_params&) const { return 0; }
 
+void Backend::require_model_step(std::int32_t ordinal) const {
+    fail(INF_STATUS_UNSUPPORTED, "the model step is not implemented on ", device_label(kind(), ordinal));
+}
+
+std::uint64_t Backend::model_step_workspace_bytes(std::int32_t ordinal, const inf_plugin_model_step&) const {
+    require_model_step(ordinal);
+    return 0;
+}
+
+void Backend::model_step(std::int32_t ordinal, const inf_plugin_model_step&) { require_model_step(ordinal); }
+
 }  // namespace inf

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "attention/attention_params.h"
+#include "core/plugin_model_abi.h"
 #include "infinite/infinite.h"
 
 namespace inf {
@@ -57,6 +58,13 @@ public:
     virtual std::uint64_t page_select_workspace_bytes(std::int32_t ordinal, const inf_page_select_params& params) const;
     // Bytes of workspace attention() needs for params (split-KV partials); 0 when none.
     virtual std::uint64_t attention_workspace_bytes(std::int32_t ordinal, const inf_attention_params& params) const;
+
+    // The whole dense forward step of a Llama-family model on a device the core cannot address
+    // (plugin_model_abi.h); the CPU runs LlamaModel's own step instead. require_model_step throws
+    // INF_STATUS_UNSUPPORTED naming the device when the backend has none (checked before weights upload).
+    virtual void require_model_step(std::int32_t ordinal) const;
+    virtual std::uint64_t model_step_workspace_bytes(std::int32_t ordinal, const inf_plugin_model_step& params) const;
+    virtual void model_step(std::int32_t ordinal, const inf_plugin_model_step& params);
 };
 
 // "cpu", "cuda".

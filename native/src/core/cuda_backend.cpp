@@ -169,6 +169,29 @@ public:
         return bytes;
     }
 
+    // The model step: both table fields are needed (a table from an older build ends before them; the
+    // test fake leaves them null).
+    void require_model_step(std::int32_t ordinal) const override {
+        check_ordinal(*this, ordinal);
+        if (entry(offsetof(inf_plugin_api, model_step_workspace_bytes), api_->model_step_workspace_bytes) == nullptr ||
+            entry(offsetof(inf_plugin_api, model_step), api_->model_step) == nullptr) {
+            unsupported("the model forward step", ordinal);
+        }
+    }
+    std::uint64_t model_step_workspace_bytes(std::int32_t ordinal, const inf_plugin_model_step& params) const override {
+        require_model_step(ordinal);
+        std::uint64_t bytes = 0;
+        PluginError error;
+        check(api_->model_step_workspace_bytes(ordinal, &params, &bytes, error.text, sizeof error.text), error,
+              "model_step_workspace_bytes");
+        return bytes;
+    }
+    void model_step(std::int32_t ordinal, const inf_plugin_model_step& params) override {
+        require_model_step(ordinal);
+        PluginError error;
+        check(api_->model_step(ordinal, &params, error.text, sizeof error.text), error, "model_step");
+    }
+
 private:
     // The field at offset, when the table's size covers it; else null. The field is read only then:
     // a shorter table's memory ends before it.

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "attention/attention_params.h"
+#include "core/plugin_model_abi.h"
 #include "infinite/infinite.h"
 
 #ifdef __cplusplus
@@ -103,6 +104,14 @@ typedef struct inf_plugin_api {
                                               uint64_t* out_bytes, char* error, size_t error_capacity);
     inf_status (*page_select)(int32_t ordinal, const inf_page_select_params* params, char* error,
                               size_t error_capacity);
+    /* A dense forward step of a Llama-family model (plugin_model_abi.h). workspace_bytes: the scratch
+     * model_step needs for params; depends only on the shape fields (not on the pointers). model_step
+     * queues every layer on the device's legacy default stream, then copies the logits to params->logits
+     * and returns when they are there (with logit_rows 0 it returns once the work is queued). */
+    inf_status (*model_step_workspace_bytes)(int32_t ordinal, const inf_plugin_model_step* params,
+                                             uint64_t* out_bytes, char* error, size_t error_capacity);
+    inf_status (*model_step)(int32_t ordinal, const inf_plugin_model_step* params, char* error,
+                             size_t error_capacity);
 } inf_plugin_api;
 
 /* The size of a version-1 table before anything was appended: the least `size` the core accepts. */

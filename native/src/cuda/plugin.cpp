@@ -14,6 +14,7 @@
 #include "core/plugin_abi.h"
 #include "cuda/cuda_error.h"
 #include "cuda/fill.h"
+#include "cuda/model_step.h"
 #include "cuda/paged_kv.h"
 #include "cuda_build_config.h"
 
@@ -413,6 +414,32 @@ inf_status plugin_page_select(std::int32_t ordinal, const inf_page_select_params
     return status == cudaSuccess ? INF_STATUS_OK : launch_failed(sink, status, why, ordinal);
 }
 
+inf_status plugin_model_step_workspace_bytes(std::int32_t ordinal, const inf_plugin_model_step* params,
+                                             std::uint64_t* out_bytes, char* error, std::size_t capacity) {
+    const ErrorSink sink{error, capacity};
+    int sm_count = 0;
+    const cudaError_t status = device_limits(ordinal, &sm_count, nullptr);
+    if (status != cudaSuccess) {
+        return report(sink, status, "cudaDeviceGetAttribute(MultiProcessorCount) on cuda:%d", ordinal);
+    }
+    *out_bytes = model_step_workspace_bytes(*params, sm_count);
+    return INF_STATUS_OK;
+}
+
+inf_status plugin_model_step(std::int32_t ordinal, const inf_plugin_model_step* params, char* error,
+                             std::size_t capacity) {
+    const ErrorSink sink{error, capacity};
+    DeviceScope scope;
+    INF_CUDA_ENTER(scope, ordinal, sink);
+    int sm_count = 0;
+    int max_shared = 0;
+    const cudaError_t status = device_limits(ordinal, &sm_count, &max_shared);
+    if (status != cudaSuccess) {
+        return report(sink, status, "cudaDeviceGetAttribute on cuda:%d", ordinal);
+    }
+    return run_model_step(ordinal, *params, sm_count, max_shared, prefill_mode(), sink);
+}
+
 constexpr inf_plugin_api kApi = {
     INF_PLUGIN_ABI_VERSION,
     sizeof(inf_plugin_api),
@@ -433,6 +460,8 @@ constexpr inf_plugin_api kApi = {
     plugin_attention_merge,
     plugin_page_select_workspace_bytes,
     plugin_page_select,
+    plugin_model_step_workspace_bytes,
+    plugin_model_step,
 };
 
 }  // namespace

@@ -188,7 +188,19 @@ void PagePool::validate(const inf_page_pool_config& config) {
         fail(INF_STATUS_INVALID_ARGUMENT, "config->summary_bits (", config.summary_bits,
              ") must be 0 or 32 (float32), 16 (bfloat16) or 8 (int8 with a scale)");
     }
-    // Every product the pool computes, checked once here.
+    if (config.layer_kv_heads != nullptr) {
+        for (std::int32_t l = 0; l < config.layers; ++l) {
+            if (config.layer_kv_heads[l] < 0 || config.layer_kv_heads[l] > config.kv_heads) {
+                fail(INF_STATUS_INVALID_ARGUMENT, "config->layer_kv_heads[", l, "] (", config.layer_kv_heads[l],
+                     ") must be from 0 to config->kv_heads (", config.kv_heads, ")");
+            }
+        }
+        if (std::all_of(config.layer_kv_heads, config.layer_kv_heads + config.layers, [](std::int32_t h) { return h == 0; })) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "config->layer_kv_heads is 0 in every layer: a pool stores at least one head");
+        }
+    }
+    // Every product the pool computes, checked once here (with kv_heads in every layer: an upper bound of
+    // a pool with per-layer head counts).
     const std::uint64_t element = element_size(static_cast<inf_dtype>(dtype));
     const std::uint64_t page_elements = checked_mul(
         checked_mul(static_cast<std::uint64_t>(config.kv_heads), static_cast<std::uint64_t>(config.page_size),
@@ -229,22 +241,33 @@ PagePool::PagePool(std::shared_ptr<Device> device, const inf_page_pool_config& c
     config_.size = sizeof(inf_page_pool_config);
     element_bytes_ = element_size(config_.dtype);
     const auto u = [](std::int32_t value) { return static_cast<std::uint64_t>(value); };
-    page_elements_ = u(config_.kv_heads) * u(config_.page_size) * u(config_.head_dim);
-    layer_kv_bytes_ = page_elements_ * element_bytes_ * u(config_.pages);
-    if (config_.dtype == INF_DTYPE_I8) {
-        layer_scale_bytes_ = page_elements_ / u(config_.head_dim) * sizeof(float) * u(config_.pages);
+    // The caller's array is read here only: the config keeps a pointer to the pool's own copy.
+    layer_heads_.assign(static_cast<std::size_t>(config_.layers), config_.kv_heads);
+    if (config.layer_kv_heads != nullptr) {
+        layer_heads_.assign(config.layer_kv_heads, config.layer_kv_heads + config_.layers);
     }
+    head_offset_.assign(1, 0);
+    for (const std::int32_t heads : layer_heads_) {
+        head_offset_.push_back(head_offset_.back() + u(heads));
+        per_layer_heads_ = per_layer_heads_ || heads != config_.kv_heads;
+    }
+    // get_config describes a pool of kv_heads in every layer as one created without the array.
+    config_.layer_kv_heads = per_layer_heads_ ? layer_heads_.data() : nullptr;
+    const std::uint64_t total_heads = head_offset_.back();  // over all layers
+    head_page_elements_ = u(config_.page_size) * u(config_.head_dim);
     summary_bits_ = config_.summary_bits == 0 ? 32 : config_.summary_bits;
     if (config_.logical_page_size > 0) {
-        const std::uint64_t boxes = u(config_.kv_heads) * u(config_.page_size / config_.logical_page_size);
-        summary_page_floats_ = boxes * 2 * u(config_.head_dim);
-        summary_page_bytes_ = summary_page_floats_ * summary_value_bytes(summary_bits_) + (summary_bits_ == 8 ? boxes * 4 : 0);
+        const std::uint64_t boxes = u(config_.page_size / config_.logical_page_size);  // per head
+        head_summary_floats_ = boxes * 2 * u(config_.head_dim);
+        head_summary_bytes_ = head_summary_floats_ * summary_value_bytes(summary_bits_) + (summary_bits_ == 8 ? boxes * 4 : 0);
     }
-    layer_summary_bytes_ = summary_page_bytes_ * u(config_.pages);
     // page_size >= 16 and head_dim % 8 == 0, so K and V pages are multiples of 128 bytes (int8) and the
     // scale and summary regions below start at least 64-byte aligned.
-    const std::uint64_t kv_bytes = 2 * (layer_kv_bytes_ + layer_scale_bytes_) * u(config_.layers);
-    bytes_ = kv_bytes + layer_summary_bytes_ * u(config_.layers);
+    const std::uint64_t kv_region = total_heads * u(config_.pages) * head_page_elements_ * element_bytes_;
+    const std::uint64_t scale_region =
+        config_.dtype == INF_DTYPE_I8 ? total_heads * u(config_.pages) * u(config_.page_size) * sizeof(float) : 0;
+    const std::uint64_t kv_bytes = 2 * (kv_region + scale_region);
+    bytes_ = kv_bytes + total_heads * u(config_.pages) * head_summary_bytes_;
 
     Backend& backend = device_->backend();
     if (config_.dtype == INF_DTYPE_I8 && !backend.host_accessible()) {
@@ -261,10 +284,10 @@ PagePool::PagePool(std::shared_ptr<Device> device, const inf_page_pool_config& c
              " pages, K, V and summaries) does not fit on ", device_->label(), ": ", error.what());
     }
     k_ = static_cast<unsigned char*>(data_);
-    v_ = k_ + layer_kv_bytes_ * u(config_.layers);
-    if (layer_scale_bytes_ != 0) {
-        k_scale_ = reinterpret_cast<float*>(v_ + layer_kv_bytes_ * u(config_.layers));
-        v_scale_ = k_scale_ + layer_scale_bytes_ / sizeof(float) * u(config_.layers);
+    v_ = k_ + kv_region;
+    if (scale_region != 0) {
+        k_scale_ = reinterpret_cast<float*>(v_ + kv_region);
+        v_scale_ = k_scale_ + scale_region / sizeof(float);
     }
     summary_ = k_ + kv_bytes;
     try {
@@ -287,55 +310,60 @@ PagePool::~PagePool() {
 }
 
 void PagePool::initialize_summaries() {
-    if (summary_page_floats_ == 0) {
+    if (head_summary_floats_ == 0) {
         return;
     }
     // One page's summary (min = +inf, max = -inf for every logical page and head: an unwritten logical
-    // page is an empty set), written once and then doubled over all pages of all layers (contiguous),
-    // so the device sees O(log(layers * pages)) copies.
+    // page is an empty set), written once per layer (whose head count sets the page's layout) and then
+    // doubled over the layer's pages (contiguous), so the device sees O(layers * log(pages)) copies.
     const auto head_dim = static_cast<std::size_t>(config_.head_dim);
-    const std::size_t boxes = summary_page_floats_ / (2 * head_dim);
-    std::vector<unsigned char> page(summary_page_bytes_);
-    for (std::size_t box = 0; box < boxes; ++box) {
-        const std::size_t at = box * 2 * head_dim;
-        if (summary_bits_ == 32) {
-            float* values = reinterpret_cast<float*>(page.data()) + at;
-            std::fill_n(values, head_dim, kInf);
-            std::fill_n(values + head_dim, head_dim, -kInf);
-        } else if (summary_bits_ == 16) {
-            std::uint16_t* values = reinterpret_cast<std::uint16_t*>(page.data()) + at;
-            std::fill_n(values, head_dim, std::uint16_t{0x7F80});             // +inf
-            std::fill_n(values + head_dim, head_dim, std::uint16_t{0xFF80});  // -inf
-        } else {
-            const float empty_lo = kInf;
-            const float empty_hi = -kInf;
-            float* scales = reinterpret_cast<float*>(page.data() + boxes * 2 * head_dim);
-            encode_int8_box(&empty_lo, &empty_hi, config_.head_dim, reinterpret_cast<std::int8_t*>(page.data()) + at,
-                            scales + box);
+    for (std::int32_t layer = 0; layer < config_.layers; ++layer) {
+        if (layer_heads(layer) == 0) {
+            continue;
         }
-    }
-    Backend& backend = device_->backend();
-    const std::int32_t ordinal = device_->ordinal();
-    const std::uint64_t page_bytes = summary_page_bytes_;
-    const std::uint64_t total = layer_summary_bytes_ * static_cast<std::uint64_t>(config_.layers);
-    backend.copy_from_host(ordinal, summary_, page.data(), page_bytes);
-    for (std::uint64_t done = page_bytes; done < total;) {
-        const std::uint64_t chunk = std::min(done, total - done);
-        backend.copy_within(ordinal, summary_ + done, summary_, chunk);
-        done += chunk;
+        const std::size_t boxes = summary_page_floats(layer) / (2 * head_dim);
+        std::vector<unsigned char> page(summary_page_bytes(layer));
+        for (std::size_t box = 0; box < boxes; ++box) {
+            const std::size_t at = box * 2 * head_dim;
+            if (summary_bits_ == 32) {
+                float* values = reinterpret_cast<float*>(page.data()) + at;
+                std::fill_n(values, head_dim, kInf);
+                std::fill_n(values + head_dim, head_dim, -kInf);
+            } else if (summary_bits_ == 16) {
+                std::uint16_t* values = reinterpret_cast<std::uint16_t*>(page.data()) + at;
+                std::fill_n(values, head_dim, std::uint16_t{0x7F80});             // +inf
+                std::fill_n(values + head_dim, head_dim, std::uint16_t{0xFF80});  // -inf
+            } else {
+                const float empty_lo = kInf;
+                const float empty_hi = -kInf;
+                float* scales = reinterpret_cast<float*>(page.data() + boxes * 2 * head_dim);
+                encode_int8_box(&empty_lo, &empty_hi, config_.head_dim, reinterpret_cast<std::int8_t*>(page.data()) + at,
+                                scales + box);
+            }
+        }
+        Backend& backend = device_->backend();
+        const std::int32_t ordinal = device_->ordinal();
+        const std::uint64_t page_bytes = summary_page_bytes(layer);
+        const std::uint64_t total = page_bytes * static_cast<std::uint64_t>(config_.pages);
+        unsigned char* base = summary_page(layer, 0);
+        backend.copy_from_host(ordinal, base, page.data(), page_bytes);
+        for (std::uint64_t done = page_bytes; done < total;) {
+            const std::uint64_t chunk = std::min(done, total - done);
+            backend.copy_within(ordinal, base + done, base, chunk);
+            done += chunk;
+        }
     }
 }
 
 inf_kv_layer PagePool::kv_layer(std::int32_t layer) const noexcept {
     inf_kv_layer out{};
     const auto index = static_cast<std::uint64_t>(layer);
-    out.k = k_ + index * layer_kv_bytes_;
-    out.v = v_ + index * layer_kv_bytes_;
-    out.summary = summary_page_floats_ == 0 ? nullptr
-                                            : reinterpret_cast<float*>(summary_ + index * layer_summary_bytes_);
+    out.k = k_page(layer, 0);
+    out.v = v_page(layer, 0);
+    out.summary = head_summary_floats_ == 0 ? nullptr : reinterpret_cast<float*>(summary_page(layer, 0));
     out.dtype = config_.dtype;
     out.pages = config_.pages;
-    out.kv_heads = config_.kv_heads;
+    out.kv_heads = layer_heads_[index];
     out.head_dim = config_.head_dim;
     out.page_size = config_.page_size;
     out.logical_page_size = config_.logical_page_size;
@@ -348,23 +376,21 @@ inf_kv_layer PagePool::kv_layer(std::int32_t layer) const noexcept {
 }
 
 void* PagePool::k_page(std::int32_t layer, std::int32_t page) const noexcept {
-    return k_ + static_cast<std::uint64_t>(layer) * layer_kv_bytes_ +
-           static_cast<std::uint64_t>(page) * page_elements_ * element_bytes_;
+    return k_ + layer_offset(layer, head_page_elements_ * element_bytes_) + static_cast<std::uint64_t>(page) * kv_page_bytes(layer);
 }
 
 void* PagePool::v_page(std::int32_t layer, std::int32_t page) const noexcept {
-    return v_ + static_cast<std::uint64_t>(layer) * layer_kv_bytes_ +
-           static_cast<std::uint64_t>(page) * page_elements_ * element_bytes_;
+    return v_ + layer_offset(layer, head_page_elements_ * element_bytes_) + static_cast<std::uint64_t>(page) * kv_page_bytes(layer);
 }
 
 float* PagePool::k_scale_page(std::int32_t layer, std::int32_t page) const noexcept {
-    const std::uint64_t rows = page_elements_ / static_cast<std::uint64_t>(config_.head_dim);
-    return k_scale_ + static_cast<std::uint64_t>(layer) * layer_scale_bytes_ / sizeof(float) + static_cast<std::uint64_t>(page) * rows;
+    const std::uint64_t rows = page_elements(layer) / static_cast<std::uint64_t>(config_.head_dim);
+    return k_scale_ + layer_offset(layer, static_cast<std::uint64_t>(config_.page_size)) + static_cast<std::uint64_t>(page) * rows;
 }
 
 float* PagePool::v_scale_page(std::int32_t layer, std::int32_t page) const noexcept {
-    const std::uint64_t rows = page_elements_ / static_cast<std::uint64_t>(config_.head_dim);
-    return v_scale_ + static_cast<std::uint64_t>(layer) * layer_scale_bytes_ / sizeof(float) + static_cast<std::uint64_t>(page) * rows;
+    const std::uint64_t rows = page_elements(layer) / static_cast<std::uint64_t>(config_.head_dim);
+    return v_scale_ + layer_offset(layer, static_cast<std::uint64_t>(config_.page_size)) + static_cast<std::uint64_t>(page) * rows;
 }
 
 void PagePool::decode_host(const unsigned char* base, const float* scales, std::uint64_t element, std::uint64_t count,
@@ -381,14 +407,20 @@ void PagePool::decode_host(const unsigned char* base, const float* scales, std::
 }
 
 unsigned char* PagePool::summary_page(std::int32_t layer, std::int32_t page) const noexcept {
-    return summary_ + static_cast<std::uint64_t>(layer) * layer_summary_bytes_ +
-           static_cast<std::uint64_t>(page) * summary_page_bytes_;
+    return summary_ + layer_offset(layer, head_summary_bytes_) + static_cast<std::uint64_t>(page) * summary_page_bytes(layer);
 }
 
 void PagePool::check_layer(std::int32_t layer, const char* argument) const {
     if (layer < 0 || layer >= config_.layers) {
         fail(INF_STATUS_OUT_OF_RANGE, argument, " (", layer, ") is out of range: the pool has ", config_.layers,
              config_.layers == 1 ? " layer" : " layers");
+    }
+}
+
+void PagePool::check_layer_heads(std::int32_t layer) const {
+    if (layer_heads(layer) == 0) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "layer (", layer, ") of the pool stores no KV heads (config->layer_kv_heads[",
+             layer, "] is 0)");
     }
 }
 
@@ -408,6 +440,7 @@ void PagePool::append(std::int32_t layer, std::int32_t tokens, const std::int32_
     if (tokens == 0) {
         return;
     }
+    check_layer_heads(layer);
     if (pages == nullptr) fail(INF_STATUS_NULL_POINTER, "pages is null");
     if (slots == nullptr) fail(INF_STATUS_NULL_POINTER, "slots is null");
     if (k == nullptr) fail(INF_STATUS_NULL_POINTER, "k is null");
@@ -435,7 +468,7 @@ void PagePool::append(std::int32_t layer, std::int32_t tokens, const std::int32_
             params.layer.summary = nullptr;  // the CPU kernel keeps float32 summaries only: compact ones below
         }
         backend.kv_append(device_->ordinal(), params);
-        if (summary_bits_ != 32 && summary_page_bytes_ != 0) {
+        if (summary_bits_ != 32 && head_summary_bytes_ != 0) {
             ScratchLease scratch(*this);
             update_compact_summaries(layer, tokens, pages, slots, *scratch);
         }
@@ -446,7 +479,7 @@ void PagePool::append(std::int32_t layer, std::int32_t tokens, const std::int32_
     // allocation per append (every layer of every step) would cost a cudaMalloc/cudaFree pair, which
     // synchronizes the device; the set grows only when a larger append comes. The backend orders the
     // copies into it after any earlier kernel that read it (one stream per device).
-    const std::uint64_t row = static_cast<std::uint64_t>(config_.kv_heads) * static_cast<std::uint64_t>(config_.head_dim);
+    const std::uint64_t row = static_cast<std::uint64_t>(layer_heads(layer)) * static_cast<std::uint64_t>(config_.head_dim);
     const std::uint64_t kv_bytes = checked_mul(static_cast<std::uint64_t>(tokens), row * sizeof(float), "tokens * kv_heads * head_dim * 4");
     const std::uint64_t kv_aligned = (kv_bytes + kAlignment - 1) / kAlignment * kAlignment;
     const std::uint64_t int_bytes = static_cast<std::uint64_t>(tokens) * sizeof(std::int32_t);
@@ -475,7 +508,8 @@ void PagePool::update_compact_summaries(std::int32_t layer, std::int32_t tokens,
     const int dim = config_.head_dim;
     const int lps = config_.logical_page_size;
     const int subs = config_.page_size / lps;
-    const std::uint64_t boxes = static_cast<std::uint64_t>(config_.kv_heads) * static_cast<std::uint64_t>(subs);
+    const std::int32_t heads = layer_heads(layer);
+    const std::uint64_t boxes = static_cast<std::uint64_t>(heads) * static_cast<std::uint64_t>(subs);
     std::vector<std::int32_t>& group = scratch.host_ints;  // [tokens] done flags, then the group's tokens
     group.assign(2 * static_cast<std::size_t>(tokens), 0);
     std::int32_t* done = group.data();
@@ -497,7 +531,7 @@ void PagePool::update_compact_summaries(std::int32_t layer, std::int32_t tokens,
             }
         }
         unsigned char* stored = summary_page(layer, page);
-        for (std::int32_t h = 0; h < config_.kv_heads; ++h) {
+        for (std::int32_t h = 0; h < heads; ++h) {
             const std::uint64_t box = static_cast<std::uint64_t>(h) * static_cast<std::uint64_t>(subs) + static_cast<std::uint64_t>(sub);
             const std::uint64_t at = box * 2 * static_cast<std::uint64_t>(dim);
             auto* bf16 = reinterpret_cast<std::uint16_t*>(stored) + at;
@@ -519,11 +553,11 @@ void PagePool::update_compact_summaries(std::int32_t layer, std::int32_t tokens,
                     std::fill_n(hi, dim, -kInf);
                     changed = true;
                 }
-                const std::uint64_t element = ((static_cast<std::uint64_t>(page) * static_cast<std::uint64_t>(config_.kv_heads) +
+                const std::uint64_t element = ((static_cast<std::uint64_t>(page) * static_cast<std::uint64_t>(heads) +
                                                 static_cast<std::uint64_t>(h)) * static_cast<std::uint64_t>(config_.page_size) +
                                                static_cast<std::uint64_t>(slots[t])) * static_cast<std::uint64_t>(dim);
                 // The key as stored (rounded to the pool's dtype, or dequantised): what attention reads.
-                decode_host(k_ + static_cast<std::uint64_t>(layer) * layer_kv_bytes_,
+                decode_host(static_cast<const unsigned char*>(k_page(layer, 0)),
                             k_scale_ == nullptr ? nullptr : k_scale_page(layer, 0), element, static_cast<std::uint64_t>(dim), key);
                 for (int d = 0; d < dim; ++d) {
                     if (key[d] < lo[d]) {
@@ -553,21 +587,23 @@ void PagePool::update_compact_summaries(std::int32_t layer, std::int32_t tokens,
 
 void PagePool::read_page(std::int32_t layer, std::int32_t page, float* k_out, float* v_out) const {
     check_layer(layer);
+    check_layer_heads(layer);
     check_page(page, "page");
     if (k_out == nullptr) fail(INF_STATUS_NULL_POINTER, "k_out is null");
     if (v_out == nullptr) fail(INF_STATUS_NULL_POINTER, "v_out is null");
     Backend& backend = device_->backend();
     const std::int32_t ordinal = device_->ordinal();
-    const std::uint64_t bytes = page_elements_ * element_bytes_;
+    const std::uint64_t elements = page_elements(layer);
+    const std::uint64_t bytes = elements * element_bytes_;
     const auto read = [&](const void* source, const float* scales, float* out) {
         if (backend.host_accessible()) {  // always so for INF_DTYPE_I8 (refused on other devices)
-            decode_host(static_cast<const unsigned char*>(source), scales, 0, page_elements_, out);
+            decode_host(static_cast<const unsigned char*>(source), scales, 0, elements, out);
         } else if (config_.dtype == INF_DTYPE_F32) {
             backend.copy_to_host(ordinal, out, source, bytes);
         } else {
             std::vector<unsigned char> host(bytes);  // a diagnostic read, not a hot path
             backend.copy_to_host(ordinal, host.data(), source, bytes);
-            to_f32(config_.dtype, host.data(), out, page_elements_);
+            to_f32(config_.dtype, host.data(), out, elements);
         }
     };
     const bool scaled = k_scale_ != nullptr;
@@ -579,19 +615,22 @@ void PagePool::read_summary(std::int32_t layer, std::int32_t page, float* summar
     check_layer(layer);
     check_page(page, "page");
     if (summary_out == nullptr) fail(INF_STATUS_NULL_POINTER, "summary_out is null");
-    if (summary_page_floats_ == 0) {
+    if (head_summary_floats_ == 0) {
         fail(INF_STATUS_UNSUPPORTED, "the pool keeps no summaries (config->logical_page_size is 0)");
     }
+    check_layer_heads(layer);
+    const std::uint64_t page_bytes = summary_page_bytes(layer);  // this layer's
+    const std::uint64_t page_floats = summary_page_floats(layer);
     Backend& backend = device_->backend();
     if (summary_bits_ == 32) {
-        backend.copy_to_host(device_->ordinal(), summary_out, summary_page(layer, page), summary_page_bytes_);
+        backend.copy_to_host(device_->ordinal(), summary_out, summary_page(layer, page), page_bytes);
         return;
     }
     // A compact form: the stored bytes (a diagnostic read, not a hot path), decoded to the float32 box.
-    std::vector<unsigned char> host(summary_page_bytes_);
-    backend.copy_to_host(device_->ordinal(), host.data(), summary_page(layer, page), summary_page_bytes_);
+    std::vector<unsigned char> host(page_bytes);
+    backend.copy_to_host(device_->ordinal(), host.data(), summary_page(layer, page), page_bytes);
     const int dim = config_.head_dim;
-    const std::uint64_t boxes = summary_page_floats_ / (2 * static_cast<std::uint64_t>(dim));
+    const std::uint64_t boxes = page_floats / (2 * static_cast<std::uint64_t>(dim));
     for (std::uint64_t box = 0; box < boxes; ++box) {
         float* lo = summary_out + box * 2 * static_cast<std::uint64_t>(dim);
         if (summary_bits_ == 16) {
@@ -626,6 +665,11 @@ void PagePool::copy_pages(PagePool& dst, const std::int32_t* dst_pages, const Pa
     }
     if (a.logical_page_size != 0 && dst.summary_bits_ != src.summary_bits_) {
         differ("summary_bits", dst.summary_bits_, src.summary_bits_);
+    }
+    for (std::int32_t l = 0; l < a.layers; ++l) {
+        if (dst.layer_heads(l) != src.layer_heads(l)) {
+            differ(cat("layer_kv_heads[", l, "]").c_str(), dst.layer_heads(l), src.layer_heads(l));
+        }
     }
     if (count < 0) {
         fail(INF_STATUS_INVALID_ARGUMENT, "count (", count, ") must be >= 0");
@@ -686,8 +730,6 @@ void PagePool::copy_pages(PagePool& dst, const std::int32_t* dst_pages, const Pa
             to.backend().copy_from_host(to.ordinal(), target, host.data(), bytes);
         }
     };
-    const std::uint64_t kv_page_bytes = dst.page_elements_ * dst.element_bytes_;
-    const std::uint64_t summary_page_bytes = dst.summary_page_bytes_;  // copied as stored
     // Runs of consecutive pages on both sides move as one block per layer and array.
     for (std::int32_t i = 0; i < count;) {
         std::int32_t run = 1;
@@ -696,10 +738,12 @@ void PagePool::copy_pages(PagePool& dst, const std::int32_t* dst_pages, const Pa
         }
         const auto pages = static_cast<std::uint64_t>(run);
         for (std::int32_t l = 0; l < a.layers; ++l) {
+            const std::uint64_t kv_page_bytes = dst.kv_page_bytes(l);  // one head count on both sides (checked above)
+            const std::uint64_t summary_page_bytes = dst.summary_page_bytes(l);  // copied as stored
             move(dst.k_page(l, dst_pages[i]), src.k_page(l, src_pages[i]), pages * kv_page_bytes);
             move(dst.v_page(l, dst_pages[i]), src.v_page(l, src_pages[i]), pages * kv_page_bytes);
             if (dst.k_scale_ != nullptr) {  // one dtype on both sides (checked above)
-                const std::uint64_t scale_bytes = pages * (dst.page_elements_ / static_cast<std::uint64_t>(a.head_dim)) * sizeof(float);
+                const std::uint64_t scale_bytes = pages * dst.scale_page_bytes(l);
                 move(dst.k_scale_page(l, dst_pages[i]), src.k_scale_page(l, src_pages[i]), scale_bytes);
                 move(dst.v_scale_page(l, dst_pages[i]), src.v_scale_page(l, src_pages[i]), scale_bytes);
             }
@@ -759,8 +803,17 @@ constexpr std::uint32_t kPageMessageVersion = 1;
 
 }  // namespace
 
-std::uint64_t PagePool::scale_page_bytes() const noexcept {
-    return k_scale_ != nullptr ? page_elements_ / static_cast<std::uint64_t>(config_.head_dim) * sizeof(float) : 0;
+std::uint64_t PagePool::scale_page_bytes(std::int32_t layer) const noexcept {
+    return k_scale_ != nullptr ? page_elements(layer) / static_cast<std::uint64_t>(config_.head_dim) * sizeof(float) : 0;
+}
+
+void PagePool::refuse_per_layer_migration(const char* pool) const {
+    // The page message carries one head count for every layer; a pool with per-layer counts (a ring pool, a
+    // retrieval-heads pool) stays on its instance.
+    if (per_layer_heads_) {
+        fail(INF_STATUS_UNSUPPORTED, pool, " stores per-layer KV head counts (config->layer_kv_heads): page migration of "
+             "such a pool is not supported");
+    }
 }
 
 void PagePool::pool_to_host(void* host, const void* pool_memory, std::uint64_t bytes) const {
@@ -789,7 +842,8 @@ void PagePool::pack_pages(const std::int32_t* pages, std::int32_t count, std::ve
     for (std::int32_t i = 0; i < count; ++i) {
         check_page(pages[i], cat("pages[", i, "]").c_str());
     }
-    const std::uint64_t per_page = 2 * kv_page_bytes() + 2 * scale_page_bytes() + summary_page_bytes_;
+    refuse_per_layer_migration("pool");
+    const std::uint64_t per_page = 2 * kv_page_bytes(0) + 2 * scale_page_bytes(0) + summary_page_bytes(0);
     const std::uint64_t payload =
         checked_mul(checked_mul(per_page, static_cast<std::uint64_t>(config_.layers), "page message bytes"),
                     static_cast<std::uint64_t>(count), "page message bytes");
@@ -817,14 +871,14 @@ void PagePool::pack_pages(const std::int32_t* pages, std::int32_t count, std::ve
         }
     };
     for (std::int32_t l = 0; l < config_.layers; ++l) {
-        for (std::int32_t i = 0; i < count; ++i) take(k_page(l, pages[i]), kv_page_bytes());
-        for (std::int32_t i = 0; i < count; ++i) take(v_page(l, pages[i]), kv_page_bytes());
+        for (std::int32_t i = 0; i < count; ++i) take(k_page(l, pages[i]), kv_page_bytes(l));
+        for (std::int32_t i = 0; i < count; ++i) take(v_page(l, pages[i]), kv_page_bytes(l));
         if (k_scale_ != nullptr) {
-            for (std::int32_t i = 0; i < count; ++i) take(k_scale_page(l, pages[i]), scale_page_bytes());
-            for (std::int32_t i = 0; i < count; ++i) take(v_scale_page(l, pages[i]), scale_page_bytes());
+            for (std::int32_t i = 0; i < count; ++i) take(k_scale_page(l, pages[i]), scale_page_bytes(l));
+            for (std::int32_t i = 0; i < count; ++i) take(v_scale_page(l, pages[i]), scale_page_bytes(l));
         }
-        if (summary_page_bytes_ != 0) {
-            for (std::int32_t i = 0; i < count; ++i) take(summary_page(l, pages[i]), summary_page_bytes_);
+        if (head_summary_bytes_ != 0) {
+            for (std::int32_t i = 0; i < count; ++i) take(summary_page(l, pages[i]), summary_page_bytes(l));
         }
     }
 }
@@ -849,6 +903,7 @@ void PagePool::check_unpack_pages(const std::int32_t* pages, std::int32_t count)
                  sorted[i - 1].second, "]: each destination page may appear once");
         }
     }
+    refuse_per_layer_migration("pool");
 }
 
 void PagePool::unpack_pages(const std::byte* message, std::uint64_t bytes, const std::int32_t* pages,
@@ -884,7 +939,7 @@ void PagePool::unpack_pages(const std::byte* message, std::uint64_t bytes, const
         fail(INF_STATUS_INVALID_ARGUMENT, "count (", count, ") differs from the ", header.count,
              " pages the sender sent");
     }
-    const std::uint64_t per_page = 2 * kv_page_bytes() + 2 * scale_page_bytes() + summary_page_bytes_;
+    const std::uint64_t per_page = 2 * kv_page_bytes(0) + 2 * scale_page_bytes(0) + summary_page_bytes(0);
     const std::uint64_t expected = sizeof header + per_page * static_cast<std::uint64_t>(config_.layers) *
                                                        static_cast<std::uint64_t>(count);
     if (bytes != expected) {
@@ -900,14 +955,14 @@ void PagePool::unpack_pages(const std::byte* message, std::uint64_t bytes, const
         }
     };
     for (std::int32_t l = 0; l < config_.layers; ++l) {
-        for (std::int32_t i = 0; i < count; ++i) put(k_page(l, pages[i]), kv_page_bytes());
-        for (std::int32_t i = 0; i < count; ++i) put(v_page(l, pages[i]), kv_page_bytes());
+        for (std::int32_t i = 0; i < count; ++i) put(k_page(l, pages[i]), kv_page_bytes(l));
+        for (std::int32_t i = 0; i < count; ++i) put(v_page(l, pages[i]), kv_page_bytes(l));
         if (k_scale_ != nullptr) {
-            for (std::int32_t i = 0; i < count; ++i) put(k_scale_page(l, pages[i]), scale_page_bytes());
-            for (std::int32_t i = 0; i < count; ++i) put(v_scale_page(l, pages[i]), scale_page_bytes());
+            for (std::int32_t i = 0; i < count; ++i) put(k_scale_page(l, pages[i]), scale_page_bytes(l));
+            for (std::int32_t i = 0; i < count; ++i) put(v_scale_page(l, pages[i]), scale_page_bytes(l));
         }
-        if (summary_page_bytes_ != 0) {
-            for (std::int32_t i = 0; i < count; ++i) put(summary_page(l, pages[i]), summary_page_bytes_);
+        if (head_summary_bytes_ != 0) {
+            for (std::int32_t i = 0; i < count; ++i) put(summary_page(l, pages[i]), summary_page_bytes(l));
         }
     }
 }

@@ -1,7 +1,7 @@
 // The object behind inf_page_pool: a paged KV cache of one model shape on one device.
 //
 // Layout (attention_params.h): one allocation made at creation holds, for every layer, K and V
-// [pages][kv_heads][page_size][head_dim] of dtype, then (when logical_page_size > 0) the summaries
+// [pages][heads of the layer][page_size][head_dim] of dtype (heads: config.layer_kv_heads[l], or kv_heads), then (when logical_page_size > 0) the summaries
 // [pages][kv_heads][page_size / logical_page_size][2][head_dim] as float32, bfloat16 or int8 codes plus a
 // scale per (logical page, head) (config.summary_bits; the byte layout is inf_kv_layer's):
 //
@@ -84,14 +84,24 @@ public:
     // Bytes of device memory for K, V and summaries, all layers.
     std::uint64_t bytes() const noexcept { return bytes_; }
 
-    // Elements of K (or V) in one page: kv_heads * page_size * head_dim.
-    std::uint64_t page_elements() const noexcept { return page_elements_; }
-    // Floats of one page's summary as read_summary returns it (0 without summaries).
-    std::uint64_t summary_page_floats() const noexcept { return summary_page_floats_; }
+    // KV heads layer layer stores (config.layer_kv_heads[layer], or kv_heads); layer must be valid.
+    std::int32_t layer_heads(std::int32_t layer) const noexcept { return layer_heads_[static_cast<std::size_t>(layer)]; }
+    // Whether some layer stores fewer heads than kv_heads (config.layer_kv_heads).
+    bool per_layer_heads() const noexcept { return per_layer_heads_; }
+    // Elements of K (or V) in one page of layer: layer_heads(layer) * page_size * head_dim.
+    std::uint64_t page_elements(std::int32_t layer) const noexcept {
+        return head_page_elements_ * static_cast<std::uint64_t>(layer_heads(layer));
+    }
+    // Floats of one page's summary of layer as read_summary returns it (0 without summaries).
+    std::uint64_t summary_page_floats(std::int32_t layer) const noexcept {
+        return head_summary_floats_ * static_cast<std::uint64_t>(layer_heads(layer));
+    }
     // Bits per stored summary value: 32, 16 or 8 (config.summary_bits, 0 read as 32).
     std::int32_t summary_bits() const noexcept { return summary_bits_; }
-    // Bytes of one page's stored summary (0 without summaries).
-    std::uint64_t summary_page_bytes() const noexcept { return summary_page_bytes_; }
+    // Bytes of one page's stored summary of layer (0 without summaries).
+    std::uint64_t summary_page_bytes(std::int32_t layer) const noexcept {
+        return head_summary_bytes_ * static_cast<std::uint64_t>(layer_heads(layer));
+    }
 
     // Layer layer (must be valid) as the kernels see it.
     inf_kv_layer kv_layer(std::int32_t layer) const noexcept;
@@ -99,6 +109,8 @@ public:
     // Throws OUT_OF_RANGE naming argument unless 0 <= layer < layers (page: < pages).
     void check_layer(std::int32_t layer, const char* argument = "layer") const;
     void check_page(std::int32_t page, const char* argument) const;
+    // Throws INVALID_ARGUMENT naming the layer when it stores no heads (config.layer_kv_heads[layer] == 0).
+    void check_layer_heads(std::int32_t layer) const;
 
     // inf_page_pool_append / read_page / read_summary, arguments checked here.
     void append(std::int32_t layer, std::int32_t tokens, const std::int32_t* pages, const std::int32_t* slots,
@@ -139,9 +151,17 @@ private:
                      float* out) const noexcept;
     unsigned char* summary_page(std::int32_t layer, std::int32_t page) const noexcept;
     void initialize_summaries();
-    // Bytes of one page's K (or V) and of its int8 scales (0 unless INF_DTYPE_I8): the units of a page message.
-    std::uint64_t kv_page_bytes() const noexcept { return page_elements_ * element_bytes_; }
-    std::uint64_t scale_page_bytes() const noexcept;
+    // Bytes of one page's K (or V) and of its int8 scales (0 unless INF_DTYPE_I8) in layer: the units of a
+    // page message and of a page copy.
+    std::uint64_t kv_page_bytes(std::int32_t layer) const noexcept { return page_elements(layer) * element_bytes_; }
+    std::uint64_t scale_page_bytes(std::int32_t layer) const noexcept;
+    // Start of layer's block in a region whose every (page, head) takes unit bytes: layers are
+    // [pages][layer_heads] blocks one after another (head_offset_ is the heads of the layers before, per page).
+    std::uint64_t layer_offset(std::int32_t layer, std::uint64_t unit) const noexcept {
+        return head_offset_[static_cast<std::size_t>(layer)] * static_cast<std::uint64_t>(config_.pages) * unit;
+    }
+    // UNSUPPORTED naming pool (the argument) for a pool with per-layer head counts: page messages carry one.
+    void refuse_per_layer_migration(const char* pool) const;
     // Host <-> pool memory for page messages (plain copies on a host backend).
     void pool_to_host(void* host, const void* pool_memory, std::uint64_t bytes) const;
     void host_to_pool(void* pool_memory, const void* host, std::uint64_t bytes) const;
@@ -153,13 +173,16 @@ private:
     std::shared_ptr<Device> device_;
     inf_page_pool_config config_;
     std::uint32_t element_bytes_ = 0;
-    std::uint64_t page_elements_ = 0;
-    std::uint64_t summary_page_floats_ = 0;
-    std::uint64_t summary_page_bytes_ = 0;
+    // Heads per layer (config_.layer_kv_heads points at this copy) and, per layer, the heads of the layers
+    // before it ([layers + 1]); per_layer_heads_: some layer keeps fewer than kv_heads.
+    std::vector<std::int32_t> layer_heads_;
+    std::vector<std::uint64_t> head_offset_;
+    bool per_layer_heads_ = false;
+    // Per (page, head): elements of K (or V), floats of the summary as read, bytes of the stored summary.
+    std::uint64_t head_page_elements_ = 0;
+    std::uint64_t head_summary_floats_ = 0;
+    std::uint64_t head_summary_bytes_ = 0;
     std::int32_t summary_bits_ = 32;
-    std::uint64_t layer_kv_bytes_ = 0;       // K (or V) of one layer
-    std::uint64_t layer_scale_bytes_ = 0;    // K (or V) scales of one layer (INF_DTYPE_I8 only)
-    std::uint64_t layer_summary_bytes_ = 0;  // summaries of one layer
     std::uint64_t bytes_ = 0;
     void* data_ = nullptr;
     unsigned char* k_ = nullptr;

@@ -171,29 +171,29 @@ void LlamaModel::prepare_selection(StepWorkspace& ws, std::int32_t page_size, co
 }
 
 void LlamaModel::select_pages(StepWorkspace& ws, const PagePool& pool, std::int32_t layer, const StepShape& shape,
-                              StepExchange* exchange) const {
+                              StepExchange* exchange, const HeadView& view) const {
     const auto count = static_cast<std::int32_t>(ws.select_sequences.size());
     if (count == 0) {
         return;
     }
-    const std::int64_t lists = std::int64_t{count} * shape.lists_per_sequence;
+    // The view's lists per sequence (a ring step: its retrieval heads'); the store keeps the model's layout.
+    const std::int32_t view_lists = shape.sparse_step.per_query_head != 0 ? view.q_heads : view.kv_heads;
+    const std::int64_t lists = std::int64_t{count} * view_lists;
     inf_page_select_params params{};
     params.layer = pool.kv_layer(layer);
     params.sequences = count;
-    params.q_heads = config_.q_heads;
+    params.q_heads = view.q_heads;
     params.q_dtype = INF_DTYPE_F32;
     params.budget_pages = shape.budget_pages;
     params.per_query_head = shape.sparse_step.per_query_head;
-    params.q = ws.q.data();
+    params.q = view.q;
     params.q_rows = ws.select_q_rows.data();
     params.kv_lengths = ws.select_kv_lengths.data();
     params.page_starts = ws.select_page_starts.data();
     params.page_ids = ws.select_page_ids.data();
     params.page_positions = ws.select_page_positions.data();
     // Streaming heads never read a selection: the selector skips them (half the summaries at LServe's 0.5).
-    if (shape.sparse_step.streaming_heads != nullptr) {
-        params.skip_kv_heads = shape.sparse_step.streaming_heads + std::int64_t{layer} * config_.kv_heads;
-    }
+    params.skip_kv_heads = view.streaming;
     if (exchange != nullptr) {
         // A distributed step: the global top-k over every instance's scores (StepExchange::select).
         score_entries(*device_, params, ws.select_scratch, ws.select_starts, ws.select_indices, ws.select_scores);
@@ -217,8 +217,8 @@ void LlamaModel::select_pages(StepWorkspace& ws, const PagePool& pool, std::int3
         const std::int32_t s = ws.select_sequences[static_cast<std::size_t>(i)];
         std::int32_t* slot = sp.selection_store + std::int64_t{sp.selection_slots[s]} * sp.slot_ints +
                              std::int64_t{layer} * shape.lists_per_sequence * stride;
-        for (std::int32_t list = 0; list < shape.lists_per_sequence; ++list) {
-            const std::int64_t k = std::int64_t{i} * shape.lists_per_sequence + list;
+        for (std::int32_t list = 0; list < view_lists; ++list) {
+            const std::int64_t k = std::int64_t{i} * view_lists + list;
             const std::int32_t first = ws.select_starts[static_cast<std::size_t>(k)];
             const std::int32_t end = ws.select_starts[static_cast<std::size_t>(k) + 1];
             std::int32_t* out = slot + list * stride;
@@ -229,25 +229,25 @@ void LlamaModel::select_pages(StepWorkspace& ws, const PagePool& pool, std::int3
 }
 
 void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool& pool, std::int32_t layer,
-                        const inf_step_plan& plan, const StepShape& shape) const {
+                        const inf_step_plan& plan, const StepShape& shape, const HeadView& view) const {
     if (group.sequences.empty()) {
         return;
     }
-    const std::int64_t qw = q_width(config_);
-    const std::int32_t kv_heads = config_.kv_heads;
+    const std::int64_t qw = std::int64_t{view.q_heads} * config_.head_dim;
+    const std::int32_t kv_heads = view.kv_heads;
     inf_attention_params params{};
     params.layer = pool.kv_layer(layer);
     params.sequences = static_cast<std::int32_t>(group.sequences.size());
-    params.q_heads = config_.q_heads;
+    params.q_heads = view.q_heads;
     params.max_q = group.max_q;
     params.max_entries = group.widest;
     params.scale = 1.0F / std::sqrt(static_cast<float>(config_.head_dim));
     params.q_dtype = INF_DTYPE_F32;
     if (group.all) {
         params.total_q = plan.tokens;
-        params.q = ws.q.data();
-        params.o = ws.attn.data();
-        params.lse = ws.lse.data();
+        params.q = view.q;
+        params.o = view.o;
+        params.lse = view.lse;
         params.q_starts = plan.q_starts;
         params.q_positions = plan.positions;
         params.kv_lengths = plan.kv_lengths;
@@ -256,11 +256,11 @@ void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool
         params.page_positions = plan.page_positions != nullptr ? plan.page_positions : ws.page_positions.data();
     } else {
         const auto rows = static_cast<std::int64_t>(group.rows.size());
-        gather_rows(ws.q.data(), group.rows, qw, grow(group.q, rows * qw));
+        gather_rows(view.q, group.rows, qw, grow(group.q, rows * qw));
         params.total_q = static_cast<std::int32_t>(rows);
         params.q = group.q.data();
         params.o = grow(group.o, rows * qw);
-        params.lse = grow(group.lse, rows * config_.q_heads);
+        params.lse = grow(group.lse, rows * view.q_heads);
         params.q_starts = group.q_starts.data();
         params.q_positions = group.positions.data();
         params.kv_lengths = group.kv_lengths.data();
@@ -270,12 +270,9 @@ void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool
     }
 
     const inf_sparse_step& sp = shape.sparse_step;
-    const std::int32_t* streaming = nullptr;
-    if (shape.sparse && sp.streaming_heads != nullptr) {
-        streaming = sp.streaming_heads + std::int64_t{layer} * kv_heads;
-        if (std::none_of(streaming, streaming + kv_heads, [](std::int32_t f) { return f != 0; })) {
-            streaming = nullptr;
-        }
+    const std::int32_t* streaming = view.streaming;
+    if (streaming != nullptr && std::none_of(streaming, streaming + kv_heads, [](std::int32_t f) { return f != 0; })) {
+        streaming = nullptr;
     }
     const std::int32_t sink = group.decode ? sp.decode_sink_tokens : sp.prefill_sink_tokens;
     const std::int32_t local = group.decode ? sp.decode_local_tokens : sp.prefill_local_tokens;
@@ -289,7 +286,8 @@ void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool
         any_selection = any_selection || needs_selection(plan, shape, s);
     }
     if (group.decode && (streaming != nullptr || any_selection)) {
-        const std::int32_t per_kv = sp.per_query_head != 0 && any_selection ? config_.q_heads / kv_heads : 1;
+        const std::int32_t per_kv = sp.per_query_head != 0 && any_selection ? view.q_heads / kv_heads : 1;
+        const std::int32_t view_lists = sp.per_query_head != 0 ? view.q_heads : kv_heads;  // a fresh selection's
         ws.head_starts.assign(1, 0);
         ws.head_indices.clear();
         std::int32_t longest = 0;
@@ -316,13 +314,13 @@ void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool
                 const std::int32_t fresh = ws.select_of_sequence[static_cast<std::size_t>(s)];
                 if (needs_selection(plan, shape, s) && fresh >= 0) {
                     in.selected = ws.select_indices.data();
-                    in.selected_starts = ws.select_starts.data() + std::int64_t{fresh} * shape.lists_per_sequence;
+                    in.selected_starts = ws.select_starts.data() + std::int64_t{fresh} * view_lists;
                 }
             } else if (needs_selection(plan, shape, s)) {
                 const std::int32_t fresh = ws.select_of_sequence[static_cast<std::size_t>(s)];
                 if (fresh >= 0) {
                     in.selected = ws.select_indices.data();
-                    in.selected_starts = ws.select_starts.data() + std::int64_t{fresh} * shape.lists_per_sequence;
+                    in.selected_starts = ws.select_starts.data() + std::int64_t{fresh} * view_lists;
                 } else {
                     in.selected = sp.selection_store + std::int64_t{sp.selection_slots[s]} * sp.slot_ints +
                                   std::int64_t{layer} * shape.lists_per_sequence * stride;
@@ -343,7 +341,7 @@ void LlamaModel::attend(StepWorkspace& ws, AttentionGroup& group, const PagePool
     params.workspace_bytes = scratch;
     backend.attention(device_->ordinal(), params);
     if (!group.all) {
-        scatter_rows(group.o.data(), group.rows, qw, ws.attn.data());
+        scatter_rows(group.o.data(), group.rows, qw, view.o);
     }
 }
 
@@ -431,7 +429,9 @@ void LlamaModel::step(PagePool& pool, const inf_step_plan& plan, const StepShape
                 rope_apply(q, plan.tokens, c.q_heads, c.head_dim, style, cos_table, sin_table);
                 rope_apply(k, plan.tokens, c.kv_heads, c.head_dim, style, cos_table, sin_table);
                 timer.lap(StepPhase::rope);
-                if (!located) {
+                if (shape.ring) {
+                    // Appends and attention of both head roles (model/ring_attention.cpp).
+                } else if (!located) {
                     pool.append(l, plan.tokens, pages, slots, k, v);
                 } else {
                     for (std::size_t r = 0; r < ws.append_runs.size(); r += 2) {
@@ -452,13 +452,20 @@ void LlamaModel::step(PagePool& pool, const inf_step_plan& plan, const StepShape
                     timer.lap(StepPhase::select);
                 }
             }
-            if (own) {
+            if (own && shape.ring) {
+                attend_ring(ws, pool, l, plan, shape);
+                timer.lap(StepPhase::attention);
+            } else if (own) {
+                HeadView view{c.q_heads, c.kv_heads, q, attn, lse, nullptr};
+                if (shape.sparse && shape.sparse_step.streaming_heads != nullptr) {
+                    view.streaming = shape.sparse_step.streaming_heads + std::int64_t{l} * c.kv_heads;
+                }
                 if (shape.sparse) {
-                    select_pages(ws, pool, l, shape, exchange ? &*exchange : nullptr);
+                    select_pages(ws, pool, l, shape, exchange ? &*exchange : nullptr, view);
                     timer.lap(StepPhase::select);
                 }
                 for (AttentionGroup& group : ws.groups) {
-                    attend(ws, group, pool, l, plan, shape);
+                    attend(ws, group, pool, l, plan, shape, view);
                 }
                 timer.lap(StepPhase::attention);
             }

@@ -9,7 +9,9 @@
 // attention in the exchange of model/step_exchange.h: queries out before it, served parts and the merge of
 // the peers' partial results after it. A distributed sparse step applies the Λ mask on every instance and, for
 // decodes that select pages, takes the global top-k at the home from every instance's page scores (the
-// creditors receive the queries and send their scores before the home's selection and local attention).
+// creditors receive the queries and send their scores before the home's selection and local attention). A step
+// with plan.sparse->ring keeps streaming heads in per-sequence rings of another pool (model/ring_attention.cpp):
+// each layer's heads are split by role, attended over their own pool, and merged back in query-head order.
 #pragma once
 
 #include <cstdint>
@@ -47,14 +49,28 @@ public:
 
 private:
     struct Lease;
+    // The query and KV heads one attention call of a layer covers: all of them, or (a ring step) the
+    // retrieval heads, compacted (retrieval head i owns query heads i*G .. i*G+G-1 of q, o and lse).
+    struct HeadView {
+        std::int32_t q_heads = 0;
+        std::int32_t kv_heads = 0;
+        const float* q = nullptr;  // [tokens][q_heads][head_dim]
+        float* o = nullptr;        // [tokens][q_heads][head_dim]
+        float* lse = nullptr;      // [tokens][q_heads]
+        const std::int32_t* streaming = nullptr;  // the layer's [kv_heads] Λ flags, or null (none streaming)
+    };
     void prepare_groups(StepWorkspace& ws, const PagePool& pool, const inf_step_plan& plan, const StepShape& shape) const;
     void prepare_selection(StepWorkspace& ws, std::int32_t page_size, const inf_step_plan& plan,
                            const StepShape& shape) const;
     // exchange: a distributed step's (the selection is then global), or null.
     void select_pages(StepWorkspace& ws, const PagePool& pool, std::int32_t layer, const StepShape& shape,
-                      StepExchange* exchange) const;
+                      StepExchange* exchange, const HeadView& view) const;
     void attend(StepWorkspace& ws, AttentionGroup& group, const PagePool& pool, std::int32_t layer,
-                const inf_step_plan& plan, const StepShape& shape) const;
+                const inf_step_plan& plan, const StepShape& shape, const HeadView& view) const;
+    // A ring step's layer (model/ring_attention.cpp): appends the K and V rows of the retrieval heads to pool
+    // and of the streaming heads to their ring entries, attends each set over its pool and writes ws.attn.
+    void attend_ring(StepWorkspace& ws, PagePool& pool, std::int32_t layer, const inf_step_plan& plan,
+                     const StepShape& shape) const;
 
     std::shared_ptr<Device> device_;
     inf_model_config config_;

@@ -96,16 +96,17 @@ std::uint64_t check_tensor(const inf_tensor& t, std::int32_t index, const Expect
 
 }  // namespace
 
-ModelWeights::ModelWeights(const inf_model_config& config, const inf_tensor* tensors, std::int32_t tensor_count,
-                           inf_progress_callback progress, void* user_data)
-    : layers_(static_cast<std::size_t>(config.layers)) {
+std::vector<MatchedTensor> match_tensors(const inf_model_config& config, const inf_tensor* tensors,
+                                         std::int32_t tensor_count) {
     if (tensor_count < 0) {
         fail(INF_STATUS_INVALID_ARGUMENT, "tensor_count (", tensor_count, ") must be >= 0");
     }
     if (tensor_count > 0) {
         api::require_pointer(tensors, "tensors");
     }
-    std::vector<Expected> expected = expected_tensors(config, layers_, &token_embd_, &output_norm_, &lm_head_);
+    std::vector<LayerWeights> layers(static_cast<std::size_t>(config.layers));
+    const float* unused[3] = {};
+    std::vector<Expected> expected = expected_tensors(config, layers, &unused[0], &unused[1], &unused[2]);
     std::map<std::string, std::size_t> by_name;
     for (std::size_t i = 0; i < expected.size(); ++i) {
         by_name.emplace(expected[i].name, i);
@@ -114,7 +115,6 @@ ModelWeights::ModelWeights(const inf_model_config& config, const inf_tensor* ten
     // Match every given tensor to its role (names, versions, duplicates, extras) before any work.
     std::vector<inf_tensor> given(expected.size());
     std::vector<std::int32_t> index_of(expected.size(), -1);
-    std::vector<std::uint64_t> elements(expected.size(), 0);
     for (std::int32_t i = 0; i < tensor_count; ++i) {
         const std::string argument = "tensors[" + std::to_string(i) + "]";
         const inf_tensor t = api::read_versioned(&tensors[i], argument.c_str(), "inf_tensor");
@@ -134,11 +134,28 @@ ModelWeights::ModelWeights(const inf_model_config& config, const inf_tensor* ten
         index_of[found->second] = i;
         given[found->second] = t;
     }
+    std::vector<MatchedTensor> matched(expected.size());
     for (std::size_t e = 0; e < expected.size(); ++e) {
         if (index_of[e] < 0) {
             fail(INF_STATUS_INVALID_ARGUMENT, "tensor ", expected[e].name, " is missing from tensors");
         }
-        elements[e] = check_tensor(given[e], index_of[e], expected[e]);
+        matched[e].name = expected[e].name;
+        matched[e].tensor = given[e];
+        matched[e].elements = check_tensor(given[e], index_of[e], expected[e]);
+    }
+    return matched;
+}
+
+ModelWeights::ModelWeights(const inf_model_config& config, const inf_tensor* tensors, std::int32_t tensor_count,
+                           inf_progress_callback progress, void* user_data)
+    : layers_(static_cast<std::size_t>(config.layers)) {
+    const std::vector<MatchedTensor> matched = match_tensors(config, tensors, tensor_count);
+    std::vector<Expected> expected = expected_tensors(config, layers_, &token_embd_, &output_norm_, &lm_head_);
+    std::vector<inf_tensor> given(expected.size());
+    std::vector<std::uint64_t> elements(expected.size(), 0);
+    for (std::size_t e = 0; e < expected.size(); ++e) {
+        given[e] = matched[e].tensor;
+        elements[e] = matched[e].elements;
     }
 
     std::uint64_t total = 0;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "infinite/infinite.h"
@@ -25,6 +26,20 @@ struct LayerWeights {
     const float* up = nullptr;         // [ffn_dim][dim]
     const float* down = nullptr;       // [dim][ffn_dim]
 };
+
+// One tensor of the config's list, checked (shape, type, byte count, data), in the model's order:
+// token_embd, output_norm, output (unless tied), then per layer attn_norm, attn_q, attn_k, attn_v,
+// attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down.
+struct MatchedTensor {
+    std::string name;
+    inf_tensor tensor{};
+    std::uint64_t elements = 0;
+};
+
+// Matches tensors to the config's names and checks each (the errors ModelWeights reports), converting
+// nothing: for backends that convert and upload tensor by tensor (model/cuda_llama_model.h).
+std::vector<MatchedTensor> match_tensors(const inf_model_config& config, const inf_tensor* tensors,
+                                         std::int32_t tensor_count);
 
 class ModelWeights {
 public:

@@ -1,12 +1,17 @@
 #include "model/step_checks.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "api/batch_checks.h"
 #include "api/checks.h"
 #include "core/status.h"
 #include "model/exchange_checks.h"
+#include "model/streaming_ring.h"
 
 namespace inf {
 
@@ -32,10 +37,10 @@ bool default_positions(const inf_step_plan& plan, std::int32_t page_size) noexce
     return true;
 }
 
-void check_pool(const inf_model_config& model, const PagePool& pool) {
+void check_pool(const inf_model_config& model, const PagePool& pool, const char* name = "pool") {
     const inf_page_pool_config& p = pool.config();
     if (p.layers != model.layers || p.kv_heads != model.kv_heads || p.head_dim != model.head_dim) {
-        fail(INF_STATUS_INVALID_ARGUMENT, "pool has layers ", p.layers, ", kv_heads ", p.kv_heads, ", head_dim ",
+        fail(INF_STATUS_INVALID_ARGUMENT, name, " has layers ", p.layers, ", kv_heads ", p.kv_heads, ", head_dim ",
              p.head_dim, " but the model has layers ", model.layers, ", kv_heads ", model.kv_heads, ", head_dim ",
              model.head_dim);
     }
@@ -208,7 +213,12 @@ void check_stored(const inf_model_config& model, const inf_step_plan& plan, cons
         const std::int64_t layer = list / shape.lists_per_sequence;
         const std::int64_t head = list % shape.lists_per_sequence;
         const std::int64_t kv_head = shape.lists_per_sequence == model.kv_heads ? head : head / (model.q_heads / model.kv_heads);
-        if (sp.streaming_heads != nullptr && sp.streaming_heads[layer * model.kv_heads + kv_head] != 0) {
+        if (shape.ring) {
+            // A ring step's lists are those of the layer's retrieval heads, compacted: the rest are unused.
+            if (kv_head >= count_heads(sp.streaming_heads, model.kv_heads, static_cast<std::int32_t>(layer), false)) {
+                continue;
+            }
+        } else if (sp.streaming_heads != nullptr && sp.streaming_heads[layer * model.kv_heads + kv_head] != 0) {
             continue;
         }
         if (entry[0] < 1 || entry[0] > shape.budget_pages) {
@@ -227,7 +237,9 @@ void check_stored(const inf_model_config& model, const inf_step_plan& plan, cons
 }
 
 void check_sparse(const inf_model_config& model, const PagePool& pool, const inf_step_plan& plan, StepShape& shape) {
-    const inf_sparse_step sp = api::read_versioned(plan.sparse, "plan->sparse", "inf_sparse_step");
+    // A caller built before the ring field (its size ends there) reads it as null.
+    const inf_sparse_step sp = api::read_versioned(plan.sparse, "plan->sparse", "inf_sparse_step",
+                                                   offsetof(inf_sparse_step, ring));
     shape.sparse = true;
     shape.sparse_step = sp;
     bool any_streaming = false;
@@ -331,7 +343,109 @@ void check_distributed_sparse(const PagePool& pool, const inf_step_plan& plan, S
     }
 }
 
+// The ring of streaming heads (inf_streaming_ring): its pool holds the streaming heads of every layer and the
+// step's pool the retrieval heads; each sequence's ring covers its window this step.
+void check_ring(const inf_model_config& model, const PagePool& pool, PagePool& ring_pool, const inf_step_plan& plan,
+                StepShape& shape) {
+    const inf_sparse_step& sp = shape.sparse_step;
+    const inf_streaming_ring ring = api::read_versioned(sp.ring, "plan->sparse->ring", "inf_streaming_ring");
+    if (shape.exchange) {
+        fail(INF_STATUS_UNSUPPORTED, "plan->sparse->ring with plan->exchange: ring storage of streaming heads is not "
+             "supported in a distributed step (pass plan->sparse->ring = null and keep streaming heads in the pool)");
+    }
+    if (pool.device().kind() != INF_DEVICE_KIND_CPU) {
+        fail(INF_STATUS_UNSUPPORTED, "plan->sparse->ring on ", pool.device().label(),
+             ": ring storage of streaming heads runs on the CPU only");
+    }
+    if (!ring_pool.device().same_device(pool.device())) {
+        fail(INF_STATUS_DEVICE_MISMATCH, "plan->sparse->ring->pool lives on ", ring_pool.device().label(),
+             " but the step's pool on ", pool.device().label());
+    }
+    if (&ring_pool == &pool) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "plan->sparse->ring->pool is the step's pool: the ring needs a pool of its own");
+    }
+    check_pool(model, ring_pool, "plan->sparse->ring->pool");
+    for (std::int32_t l = 0; l < model.layers; ++l) {
+        const std::int32_t streaming = count_heads(sp.streaming_heads, model.kv_heads, l, true);
+        if (pool.layer_heads(l) != model.kv_heads - streaming) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "pool: config->layer_kv_heads[", l, "] (", pool.layer_heads(l),
+                 ") must equal the retrieval heads of layer ", l, " (", model.kv_heads - streaming,
+                 ", the zero flags of plan->sparse->streaming_heads) when plan->sparse->ring is set");
+        }
+        if (ring_pool.layer_heads(l) != streaming) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "plan->sparse->ring->pool: config->layer_kv_heads[", l, "] (",
+                 ring_pool.layer_heads(l), ") must equal the streaming heads of layer ", l, " (", streaming,
+                 ", the nonzero flags of plan->sparse->streaming_heads)");
+        }
+    }
+    constexpr const char* kRing = "plan->sparse->ring->";
+    api::require_array(ring.ring_starts, kRing, "ring_starts");
+    api::check_prefix(ring.ring_starts, plan.sequences, kRing, "ring_starts");
+    const std::int32_t entries = ring.ring_starts[plan.sequences];
+    if (entries > 0) {
+        api::require_array(ring.ring_pages, kRing, "ring_pages");
+    }
+    const std::int32_t pages = ring_pool.config().pages;
+    for (std::int32_t j = 0; j < entries; ++j) {
+        if (ring.ring_pages[j] < 0 || ring.ring_pages[j] >= pages) {
+            fail(INF_STATUS_OUT_OF_RANGE, "plan->sparse->ring->ring_pages[", j, "] (", ring.ring_pages[j],
+                 ") is out of range: the ring pool has ", pages, " pages");
+        }
+    }
+    // Two entries on one page would overwrite each other's keys. The sorted copy lives per thread, so the hot
+    // path allocates only when a step has more ring entries than any before it on this thread.
+    thread_local std::vector<std::pair<std::int32_t, std::int32_t>> sorted;
+    sorted.clear();
+    for (std::int32_t j = 0; j < entries; ++j) {
+        sorted.emplace_back(ring.ring_pages[j], j);
+    }
+    std::sort(sorted.begin(), sorted.end());
+    for (std::size_t i = 1; i < sorted.size(); ++i) {
+        if (sorted[i].first == sorted[i - 1].first) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "plan->sparse->ring->ring_pages[", sorted[i].second, "] (", sorted[i].first,
+                 ") repeats plan->sparse->ring->ring_pages[", sorted[i - 1].second,
+                 "]: every ring entry of the step needs a page of its own");
+        }
+    }
+    const std::int32_t page_size = ring_pool.config().page_size;
+    const std::int32_t sink_pages =
+        ring_sink_pages(std::max(sp.decode_sink_tokens, sp.prefill_sink_tokens), page_size);
+    for (std::int32_t s = 0; s < plan.sequences; ++s) {
+        const std::int32_t rows = plan.q_starts[s + 1] - plan.q_starts[s];
+        const bool decode = rows == 1;
+        // Keys from the first row's window to the last row: local + rows - 1 positions.
+        const std::int64_t window =
+            decode ? sp.decode_local_tokens : std::int64_t{sp.prefill_local_tokens} + rows - 1;
+        const std::int64_t needed = ring_window_pages(window, page_size);
+        const std::int32_t have = ring.ring_starts[s + 1] - ring.ring_starts[s];
+        if (have - sink_pages < needed) {
+            fail(INF_STATUS_INVALID_ARGUMENT, "plan->sparse->ring: the ring of sequence ", s, " has ", have,
+                 have == 1 ? " page" : " pages", " of ", page_size, " tokens but this step needs ", sink_pages + needed,
+                 " (", sink_pages, " for the sink of ", std::max(sp.decode_sink_tokens, sp.prefill_sink_tokens),
+                 " tokens + ", needed, " for a window of ", window, " tokens: ",
+                 decode ? "decode_local_tokens " : "prefill_local_tokens ",
+                 decode ? sp.decode_local_tokens : sp.prefill_local_tokens,
+                 decode ? std::string{} : cat(" + a chunk of ", rows, " tokens - 1"), ")");
+        }
+    }
+    shape.ring = true;
+    shape.ring_desc = ring;
+    shape.ring_pool = &ring_pool;
+    shape.ring_sink_pages = sink_pages;
+}
+
 }  // namespace
+
+std::int32_t count_heads(const std::int32_t* flags, std::int32_t kv_heads, std::int32_t layer, bool streaming) noexcept {
+    if (flags == nullptr) {
+        return streaming ? 0 : kv_heads;
+    }
+    std::int32_t count = 0;
+    for (std::int32_t h = 0; h < kv_heads; ++h) {
+        count += (flags[std::int64_t{layer} * kv_heads + h] != 0) == streaming ? 1 : 0;
+    }
+    return count;
+}
 
 bool served_selects(const StepShape& shape, std::int32_t i) noexcept {
     return shape.sparse && shape.exchange && shape.sparse_step.budget_tokens > 0 &&
@@ -349,8 +463,12 @@ std::int64_t selection_slot_ints(std::int32_t layers, std::int32_t lists_per_seq
 }
 
 StepShape check_step(const inf_model_config& model, const PagePool& pool, const inf_step_plan& plan, const float* logits,
-                     Communicator* comm) {
+                     Communicator* comm, PagePool* ring_pool) {
     check_pool(model, pool);
+    if (ring_pool == nullptr && pool.per_layer_heads()) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "pool stores fewer than kv_heads (", model.kv_heads, ") heads in some layer "
+             "(config->layer_kv_heads), which only a step with plan->sparse->ring reads (the retrieval heads' pool)");
+    }
     if (plan.sequences < 0) {
         fail(INF_STATUS_INVALID_ARGUMENT, "plan->sequences (", plan.sequences, ") must be >= 0");
     }
@@ -375,10 +493,17 @@ StepShape check_step(const inf_model_config& model, const PagePool& pool, const 
             fail(INF_STATUS_UNSUPPORTED, "plan->sparse with plan->page_positions other than the default (entry j at j * "
                  "page_size): sparse lists assume a sequence's entries start at position 0 and follow each other");
         }
+        // Set before check_sparse: the stored selections of a ring step are checked by their compacted lists.
+        shape.ring = ring_pool != nullptr;
         check_sparse(model, pool, plan, shape);
+        if (ring_pool != nullptr) {
+            check_ring(model, pool, *ring_pool, plan, shape);
+        }
         if (shape.exchange) {
             check_distributed_sparse(pool, plan, shape);
         }
+    } else if (ring_pool != nullptr) {
+        fail(INF_STATUS_INVALID_ARGUMENT, "a ring pool was given without plan->sparse");
     }
     return shape;
 }

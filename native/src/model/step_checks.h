@@ -31,6 +31,12 @@ struct StepShape {
     // A distributed sparse step where some sequence (at its home) or served part selects pages: the home
     // takes the global top-k over every instance's scores (model/step_exchange.h, "Page selection").
     bool global_selection = false;
+    // Streaming heads in a ring (plan.sparse->ring, model/streaming_ring.h): the ring as read, its pool, the
+    // pages of its sink (ceil(max(decode, prefill sink tokens) / ring page size)).
+    bool ring = false;
+    inf_streaming_ring ring_desc{};
+    PagePool* ring_pool = nullptr;
+    std::int32_t ring_sink_pages = 0;
 };
 
 // A decode row: a sequence that feeds exactly one token this step.
@@ -49,8 +55,13 @@ bool served_selects(const StepShape& shape, std::int32_t i) noexcept;
 std::int64_t selection_slot_ints(std::int32_t layers, std::int32_t lists_per_sequence, std::int32_t budget_pages) noexcept;
 
 // Throws inf::Error naming the first bad field as "plan-><field>" (or "plan->sparse-><field>",
-// "plan->exchange-><field>"). comm: the communicator of plan.exchange->comm (null when plan.exchange is).
+// "plan->exchange-><field>"). comm: the communicator of plan.exchange->comm (null when plan.exchange is);
+// ring_pool: the pool of plan.sparse->ring (null when there is no ring).
 StepShape check_step(const inf_model_config& model, const PagePool& pool, const inf_step_plan& plan,
-                     const float* logits, Communicator* comm = nullptr);
+                     const float* logits, Communicator* comm = nullptr, PagePool* ring_pool = nullptr);
+
+// Heads of layer layer whose streaming flag is (streaming) or is not (!streaming) set; flags may be null
+// (no streaming head).
+std::int32_t count_heads(const std::int32_t* flags, std::int32_t kv_heads, std::int32_t layer, bool streaming) noexcept;
 
 }  // namespace inf

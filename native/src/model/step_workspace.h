@@ -92,6 +92,17 @@ struct ExchangeWorkspace {
     std::vector<float> keys;
 };
 
+// A ring step's per-layer split of heads (model/ring_attention.cpp): the KV heads of each role, the K, V, q,
+// o and lse rows of each role compacted, each token's ring page and slot, the ring entries attended.
+struct RingWorkspace {
+    std::vector<std::int32_t> retrieval, streaming;  // KV heads of the layer by role, ascending
+    std::vector<std::int32_t> q_map;                 // the query heads of one role
+    std::vector<float> k_ret, v_ret, k_str, v_str, q_ret, q_str, o_ret, o_str, lse_ret, lse_str;
+    std::vector<std::int32_t> pages, slots, ones;
+    std::vector<std::int32_t> q_starts, positions, kv_lengths, page_starts, page_ids, page_positions, rows;
+    std::vector<float> q, o, lse;  // a subset group's gathered rows
+};
+
 struct StepWorkspace {
     std::vector<float> x, xn, q, k, v, attn, lse, gate, up, rope_cos, rope_sin, head_rows;
     std::vector<std::int32_t> pages, slots, page_positions;
@@ -99,6 +110,7 @@ struct StepWorkspace {
     // tokens stored by a peer have page -1 and are skipped).
     std::vector<std::int32_t> append_runs;
     ExchangeWorkspace exchange;
+    RingWorkspace ring;
     AttentionGroup groups[2];
     std::vector<std::int32_t> head_starts, head_indices;
     // Fresh page selection of this step: the sequences, their compacted tables, the kernel's output.

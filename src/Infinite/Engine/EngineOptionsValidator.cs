@@ -34,6 +34,39 @@ internal static class EngineOptionsValidator
         if (sparse.DecodeSinkTokens < 0 || sparse.DecodeLocalTokens < 0 || sparse.PrefillSinkTokens < 0
             || sparse.PrefillLocalTokens < 0 || sparse.BudgetTokens < 0)
             throw new ArgumentException("Sparse sink, local and budget token counts must be >= 0.", nameof(options));
+        ValidateStreamingStorage(options, sparse, executor);
+    }
+
+    // The executor's pools were split by head role at its creation: the engine's storage and roles must match them.
+    private static void ValidateStreamingStorage(EngineOptions options, SparseOptions sparse, IModelExecutor executor)
+    {
+        if (!Enum.IsDefined(sparse.StreamingStorage))
+            throw new ArgumentException($"Sparse.StreamingStorage {sparse.StreamingStorage} is not Paged or Ring.", nameof(options));
+        if (sparse.StreamingStorage == StreamingStorage.Paged)
+        {
+            if (executor.RingPagesPerSequence > 0)
+                throw new ArgumentException(
+                    "The executor keeps streaming heads in rings (its page pool holds only the retrieval heads): set Sparse.StreamingStorage = Ring.",
+                    nameof(options));
+            return;
+        }
+        if (executor.Instances > 1)
+            throw new ArgumentException(
+                $"Sparse.StreamingStorage = Ring is not supported with several instances (the executor has {executor.Instances}): rings live on one instance; use StreamingStorage.Paged.",
+                nameof(options));
+        if (executor.RingPagesPerSequence < 1 || executor.RingStreamingHeads is not { } ringHeads)
+            throw new ArgumentException(
+                "Sparse.StreamingStorage = Ring but the executor keeps no rings: create it with NativeExecutorOptions.RingStreamingHeads and RingPagesPerSequence.",
+                nameof(options));
+        if (sparse.StreamingHeads is not { } streaming || !streaming.SequenceEqual(ringHeads))
+            throw new ArgumentException(
+                "Sparse.StreamingHeads must equal the streaming heads the executor split its pools by (NativeExecutorOptions.RingStreamingHeads) with StreamingStorage = Ring.",
+                nameof(options));
+        int needed = StreamingRing.PagesPerSequence(sparse, executor.PageSize, options.MaxBatchTokens);
+        if (executor.RingPagesPerSequence < needed)
+            throw new ArgumentException(
+                $"The executor's rings have {executor.RingPagesPerSequence} pages but a request needs {needed} (sink {Math.Max(sparse.DecodeSinkTokens, sparse.PrefillSinkTokens)} tokens + a window of max(decode local {sparse.DecodeLocalTokens}, prefill local {sparse.PrefillLocalTokens} + a chunk of MaxBatchTokens {options.MaxBatchTokens} - 1) tokens, pages of {executor.PageSize}).",
+                nameof(options));
     }
 
     private static void ValidateCluster(EngineOptions options, IModelExecutor executor)

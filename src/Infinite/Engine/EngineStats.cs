@@ -22,6 +22,10 @@ public sealed record EngineStats(
 
     /// <summary>Instances marked failed since the engine started.</summary>
     public int FailedInstances { get; init; }
+    /// <summary>Pages of the streaming heads' rings (<see cref="StreamingStorage.Ring"/>) held by running requests, and
+    /// in all (one ring per request slot); 0 without rings.</summary>
+    public int RingPagesUsed { get; init; }
+    public int RingPagesTotal { get; init; }
 }
 
 /// <summary>

@@ -26,6 +26,12 @@ public interface IModelExecutor : IDisposable
 
     int PagesPerInstance => PageCount;
 
+    /// <summary>Pages of each running request's ring of streaming heads (<see cref="StreamingStorage.Ring"/>), 0 when
+    /// the executor keeps none. Request slot k (<see cref="SparseStep.SelectionSlots"/>) owns ring k, so a ring is
+    /// held exactly while its request holds its slot.</summary>
+    int RingPagesPerSequence => 0;
+    /// <summary>The [layers * kvHeads] streaming flags the executor's pools were split by (with a ring), else null.</summary>
+    IReadOnlyList<bool>? RingStreamingHeads => null;
     /// <summary>Runs one step; <paramref name="logits"/> receives [plan.LogitTokens.Length][VocabSize].</summary>
     void Step(StepPlan plan, Span<float> logits);
 }

@@ -87,6 +87,11 @@ public sealed class InferenceEngine : IAsyncDisposable
                     Instances = InstanceStatsLocked(),
                     PagesMoved = _cluster?.PagesMoved ?? 0,
                     FailedInstances = _failedInstances,
+                    // A running sparse request holds its slot's ring; the rest are free.
+                    RingPagesUsed = _options.Sparse is { StreamingStorage: StreamingStorage.Ring }
+                        ? _scheduler.RunningCount * _executor.RingPagesPerSequence : 0,
+                    RingPagesTotal = _options.Sparse is { StreamingStorage: StreamingStorage.Ring }
+                        ? _executor.SelectionSlots * _executor.RingPagesPerSequence : 0,
                 };
             }
         }

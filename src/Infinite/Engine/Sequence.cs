@@ -41,6 +41,8 @@ internal sealed class Sequence
     /// <summary>Decode steps since the last prefill (drives sparse reselection).</summary>
     public int DecodeSteps { get; set; }
     public int Slot { get; set; } = -1;
+    /// <summary>Its slot holds a page selection (stored by a decode past the budget), so later decodes may reuse it.</summary>
+    public bool HasSelection { get; set; }
     /// <summary>Instance that runs this request's non-attention layers and holds its first KV pages (chosen at
     /// admission by <see cref="Cluster.IKvPageSpace.PlaceRequest"/>); -1 while waiting.</summary>
     public int Home { get; set; } = -1;

@@ -17,4 +17,8 @@ public sealed record SparseOptions
     public bool PerQueryHead { get; init; }
     /// <summary>Decode steps a page selection is reused for (R); 1 = reselect every step.</summary>
     public int ReuseInterval { get; init; } = 4;
+    /// <summary>Where streaming heads keep their KV: <see cref="StreamingStorage.Paged"/> (the request's pages) or
+    /// <see cref="StreamingStorage.Ring"/> (a fixed ring per request, which the executor must keep: see
+    /// <see cref="IModelExecutor.RingPagesPerSequence"/>).</summary>
+    public StreamingStorage StreamingStorage { get; init; } = StreamingStorage.Paged;
 }

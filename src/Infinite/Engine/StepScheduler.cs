@@ -210,6 +210,7 @@ internal sealed class StepScheduler
             _freeSlots.Push(s.Slot);
             s.Slot = -1;
         }
+        s.HasSelection = false;
     }
 
     private StepPlan BuildPlan(List<ScheduledChunk> chunks)
@@ -253,7 +254,12 @@ internal sealed class StepScheduler
             if (_sparse is not null)
             {
                 slots![i] = s.Slot;
-                reselect![i] = c.IsDecode && s.DecodeSteps % _sparse.ReuseInterval == 0;
+                // The first one-row step past the budget selects whatever its step count: before it the slot holds no
+                // selection to reuse (steps within the budget read every page and store none). The native step treats
+                // every one-row sequence as a decode, so a prefill chunk of one token counts.
+                bool selects = c.Count == 1 && _sparse.BudgetTokens > 0 && kvLengths[i] > _sparse.BudgetTokens;
+                reselect![i] = (c.IsDecode && s.DecodeSteps % _sparse.ReuseInterval == 0) || (selects && !s.HasSelection);
+                s.HasSelection |= selects && reselect[i];
             }
         }
         qStarts[^1] = t;

@@ -6,7 +6,8 @@ namespace Infinite.Runtime;
 
 /// <summary>
 /// Runs steps on the native core: one <see cref="NativeModel"/>, one <see cref="PagePool"/> and a pinned store
-/// of reusable sparse selections on one device. Each <see cref="Step"/> is one native call for all layers.
+/// of reusable sparse selections on one device (with <see cref="NativeExecutorOptions.RingStreamingHeads"/>, the pool
+/// keeps only the retrieval heads and <see cref="RingPool"/> one ring of streaming heads per selection slot). Each <see cref="Step"/> is one native call for all layers.
 /// The weight source must outlive the executor unless <see cref="NativeExecutorOptions.OwnsWeights"/> is set:
 /// F32 weights are read in place, not copied. Not thread-safe: one executor thread drives it.
 /// </summary>
@@ -19,6 +20,8 @@ public sealed class NativeExecutor : IModelExecutor
     // Reused across steps: bool flags of the plan as the int flags the C ABI takes.
     private int[] _streaming = [];
     private int[] _reselect = [];
+    private int[] _ringStarts = [];
+    private int[] _ringPages = [];
     private bool _disposed;
 
     /// <summary>Loads <paramref name="weights"/> onto <paramref name="device"/> (the CPU when null, then owned)
@@ -39,12 +42,19 @@ public sealed class NativeExecutor : IModelExecutor
         {
             throw new ArgumentOutOfRangeException(nameof(options), options.SelectionSlots, "SelectionSlots must be >= 0");
         }
+        CheckRing(Config, options);
         _ownsDevice = device is null;
         Device = device ?? Device.Cpu();
         try
         {
             Model = NativeModel.Create(Device, ToNative(Config), Tensors(weights), Progress(options.Progress));
-            Pool = CreatePool(Device, Config, options);
+            if (options.RingStreamingHeads is { } ringHeads)
+            {
+                RingStreamingHeads = [.. ringHeads];
+                RingPagesPerSequence = options.RingPagesPerSequence;
+                RingPool = PagePool.Create(Device, RingShape(Config, options, options.SelectionSlots * options.RingPagesPerSequence));
+            }
+            Pool = CreatePool(Device, Config, options, RingPool?.Bytes ?? 0);
             PageSize = Pool.Config.PageSize;
             PageCount = Pool.Config.Pages;
             SelectionSlots = options.SelectionSlots;
@@ -59,6 +69,7 @@ public sealed class NativeExecutor : IModelExecutor
         catch
         {
             Pool?.Dispose();
+            RingPool?.Dispose();
             Model?.Dispose();
             if (_ownsDevice)
             {
@@ -84,6 +95,14 @@ public sealed class NativeExecutor : IModelExecutor
     public NativeModel Model { get; }
 
     public PagePool Pool { get; }
+
+    /// <summary>The streaming heads' rings (<see cref="NativeExecutorOptions.RingStreamingHeads"/>), or null; ring k is
+    /// pages <c>k * RingPagesPerSequence ..</c>, held by the request of selection slot k.</summary>
+    public PagePool? RingPool { get; }
+
+    public int RingPagesPerSequence { get; }
+
+    public IReadOnlyList<bool>? RingStreamingHeads { get; }
 
     public void Step(StepPlan plan, Span<float> logits)
     {
@@ -113,6 +132,10 @@ public sealed class NativeExecutor : IModelExecutor
             store = _selectionStore;
             reselect = Flags(sparse.Reselect!, ref _reselect);
         }
+        if (RingPool is not null)
+        {
+            RingOf(sparse);
+        }
         var step = new NativeSparseStep
         {
             StreamingHeads = streaming,
@@ -126,6 +149,9 @@ public sealed class NativeExecutor : IModelExecutor
             SlotInts = SlotInts,
             SelectionSlots = sparse.SelectionSlots,
             Reselect = reselect,
+            RingPool = RingPool,
+            RingStarts = RingPool is null ? default : _ringStarts.AsSpan(0, plan.SequenceCount + 1),
+            RingPages = RingPool is null ? default : _ringPages.AsSpan(0, plan.SequenceCount * RingPagesPerSequence),
         };
         Model.Step(Pool, native, step, logits);
     }
@@ -138,6 +164,7 @@ public sealed class NativeExecutor : IModelExecutor
         }
         _disposed = true;
         Pool.Dispose();
+        RingPool?.Dispose();
         Model.Dispose();
         if (_ownsDevice)
         {
@@ -175,16 +202,20 @@ public sealed class NativeExecutor : IModelExecutor
     internal static Action<ulong, ulong>? Progress(Action<LoadProgress>? progress) =>
         progress is null ? null : (done, total) => progress(new LoadProgress("weights", (long)done, (long)total));
 
-    internal static PagePool CreatePool(Device device, LlamaConfig c, NativeExecutorOptions options)
+    /// <param name="reservedBytes">Bytes of <see cref="NativeExecutorOptions.KvMemoryBytes"/> already taken (the rings).</param>
+    internal static PagePool CreatePool(Device device, LlamaConfig c, NativeExecutorOptions options, long reservedBytes = 0)
     {
+        // With rings the pool keeps only the retrieval heads of each layer.
+        int[]? heads = options.RingStreamingHeads is { } flags ? StreamingRing.HeadsPerLayer(flags, c.Layers, c.KvHeads, streaming: false) : null;
         PagePoolConfig Shape(int pages) =>
-            new(c.Layers, c.KvHeads, c.HeadDim, options.PageSize, pages, options.KvType, options.LogicalPageSize);
+            new(c.Layers, c.KvHeads, c.HeadDim, options.PageSize, pages, options.KvType, options.LogicalPageSize) { LayerKvHeads = heads };
+        long? budgetLeft = options.KvMemoryBytes - reservedBytes;
 
         if (options.PageCount is { } count)
         {
             return PagePool.Create(device, Shape(count));
         }
-        if (options.KvMemoryBytes is not { } budget)
+        if (budgetLeft is not { } budget)
         {
             return PagePool.Create(device, Shape(256));
         }
@@ -202,9 +233,69 @@ public sealed class NativeExecutor : IModelExecutor
         long pages = (budget - fixedBytes) / perPage;
         if (pages < 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(options), budget, $"KvMemoryBytes ({budget}) holds no page: one page takes {perPage + fixedBytes} bytes");
+            throw new ArgumentOutOfRangeException(nameof(options), options.KvMemoryBytes, reservedBytes > 0
+                ? $"KvMemoryBytes ({options.KvMemoryBytes}) holds no page beside the streaming heads' rings ({reservedBytes} bytes): one page takes {perPage + fixedBytes} bytes"
+                : $"KvMemoryBytes ({budget}) holds no page: one page takes {perPage + fixedBytes} bytes");
         }
         return PagePool.Create(device, Shape((int)Math.Min(pages, int.MaxValue)));
+    }
+
+    // The rings' pool: the streaming heads of each layer, no summaries (a streaming head never selects pages).
+    private static PagePoolConfig RingShape(LlamaConfig c, NativeExecutorOptions options, int pages) =>
+        new(c.Layers, c.KvHeads, c.HeadDim, options.PageSize, pages, options.KvType)
+        {
+            LayerKvHeads = StreamingRing.HeadsPerLayer(options.RingStreamingHeads!, c.Layers, c.KvHeads, streaming: true),
+        };
+
+    private static void CheckRing(LlamaConfig c, NativeExecutorOptions options)
+    {
+        if (options.RingStreamingHeads is not { } flags)
+        {
+            return;
+        }
+        if (flags.Count != c.Layers * c.KvHeads)
+        {
+            throw new ArgumentException($"RingStreamingHeads has {flags.Count} flags but the model has {c.Layers * c.KvHeads} (layers {c.Layers} x KV heads {c.KvHeads})", nameof(options));
+        }
+        if (!flags.Contains(true))
+        {
+            throw new ArgumentException("RingStreamingHeads marks no streaming head: a ring would hold nothing (keep streaming heads paged)", nameof(options));
+        }
+        if (options.RingPagesPerSequence < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.RingPagesPerSequence, "RingPagesPerSequence must be >= 1 with RingStreamingHeads");
+        }
+        if (options.SelectionSlots < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), options.SelectionSlots, "RingStreamingHeads needs SelectionSlots >= 1: a request's ring is its slot's");
+        }
+    }
+
+    // Ring k belongs to selection slot k: the plan's slots give each sequence its ring.
+    private void RingOf(SparseStep sparse)
+    {
+        if (sparse.SelectionSlots is not { } slots)
+        {
+            throw new ArgumentException("the executor keeps streaming heads in rings, one per selection slot: the plan must give Sparse.SelectionSlots", "plan");
+        }
+        int r = RingPagesPerSequence;
+        if (_ringStarts.Length < slots.Length + 1)
+        {
+            _ringStarts = new int[slots.Length + 1];
+        }
+        if (_ringPages.Length < slots.Length * r)
+        {
+            _ringPages = new int[slots.Length * r];
+        }
+        for (int s = 0; s < slots.Length; s++)
+        {
+            _ringStarts[s] = s * r;
+            for (int i = 0; i < r; i++)
+            {
+                _ringPages[s * r + i] = slots[s] * r + i;
+            }
+        }
+        _ringStarts[slots.Length] = slots.Length * r;
     }
 
     private void CheckSlots(int[] slots)

@@ -28,6 +28,14 @@ public sealed record NativeExecutorOptions
     /// each slot (layers * q_heads * (1 + budget / page size) ints, as the native step requires).</summary>
     public int MaxBudgetTokens { get; init; } = 4096;
 
+    /// <summary>Streaming heads in a ring (<see cref="Engine.StreamingStorage.Ring"/>): their [layers * kvHeads] flags.
+    /// The KV cache is then two pools: the retrieval heads' pages (<see cref="PageCount"/> of them) and one ring of
+    /// <see cref="RingPagesPerSequence"/> pages per selection slot; <see cref="KvMemoryBytes"/> covers both. Null: one
+    /// pool of every head.</summary>
+    public IReadOnlyList<bool>? RingStreamingHeads { get; init; }
+    /// <summary>Pages of one ring (see <see cref="Engine.StreamingRing.PagesPerSequence"/>); with
+    /// <see cref="RingStreamingHeads"/> only.</summary>
+    public int RingPagesPerSequence { get; init; }
     /// <summary>The executor disposes the weight source (when it is <see cref="IDisposable"/>) on its own disposal.
     /// Otherwise the caller keeps it alive until the executor is disposed: F32 weights are used in place.</summary>
     public bool OwnsWeights { get; init; }

@@ -50,8 +50,8 @@ public sealed class LayoutTests
     [Fact]
     public void inf_page_pool_config_has_native_layout()
     {
-        Assert.Equal(36, Unsafe.SizeOf<inf_page_pool_config>());
-        Assert.Equal(36, Marshal.SizeOf<inf_page_pool_config>());
+        Assert.Equal(48, Unsafe.SizeOf<inf_page_pool_config>());
+        Assert.Equal(48, Marshal.SizeOf<inf_page_pool_config>());
         Assert.Equal(0, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.size)).ToInt64());
         Assert.Equal(4, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.dtype)).ToInt64());
         Assert.Equal(8, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.layers)).ToInt64());
@@ -61,6 +61,7 @@ public sealed class LayoutTests
         Assert.Equal(24, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.pages)).ToInt64());
         Assert.Equal(28, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.logical_page_size)).ToInt64());
         Assert.Equal(32, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.summary_bits)).ToInt64());
+        Assert.Equal(40, Marshal.OffsetOf<inf_page_pool_config>(nameof(inf_page_pool_config.layer_kv_heads)).ToInt64());
     }
 
     [Fact]
@@ -190,10 +191,22 @@ public sealed class LayoutTests
     }
 
     [Fact]
+    public void inf_streaming_ring_has_native_layout()
+    {
+        Assert.Equal(32, Unsafe.SizeOf<inf_streaming_ring>());
+        Assert.Equal(32, Marshal.SizeOf<inf_streaming_ring>());
+        Assert.Equal(0, Marshal.OffsetOf<inf_streaming_ring>(nameof(inf_streaming_ring.size)).ToInt64());
+        Assert.Equal(4, Marshal.OffsetOf<inf_streaming_ring>(nameof(inf_streaming_ring.reserved)).ToInt64());
+        Assert.Equal(8, Marshal.OffsetOf<inf_streaming_ring>(nameof(inf_streaming_ring.pool)).ToInt64());
+        Assert.Equal(16, Marshal.OffsetOf<inf_streaming_ring>(nameof(inf_streaming_ring.ring_starts)).ToInt64());
+        Assert.Equal(24, Marshal.OffsetOf<inf_streaming_ring>(nameof(inf_streaming_ring.ring_pages)).ToInt64());
+    }
+
+    [Fact]
     public void inf_sparse_step_has_native_layout()
     {
-        Assert.Equal(72, Unsafe.SizeOf<inf_sparse_step>());
-        Assert.Equal(72, Marshal.SizeOf<inf_sparse_step>());
+        Assert.Equal(80, Unsafe.SizeOf<inf_sparse_step>());
+        Assert.Equal(80, Marshal.SizeOf<inf_sparse_step>());
         Assert.Equal(0, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.size)).ToInt64());
         Assert.Equal(8, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.streaming_heads)).ToInt64());
         Assert.Equal(16, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.decode_sink_tokens)).ToInt64());
@@ -206,6 +219,7 @@ public sealed class LayoutTests
         Assert.Equal(48, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.slot_ints)).ToInt64());
         Assert.Equal(56, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.selection_slots)).ToInt64());
         Assert.Equal(64, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.reselect)).ToInt64());
+        Assert.Equal(72, Marshal.OffsetOf<inf_sparse_step>(nameof(inf_sparse_step.ring)).ToInt64());
     }
 
     [Fact]

@@ -66,6 +66,23 @@ public sealed class CliModelTests : IDisposable
     }
 
     [Fact]
+    public void Generate_keeps_streaming_heads_in_rings_with_sparse_ring_and_refuses_it_with_instances()
+    {
+        string[] args = ["generate", "--model", _model, "--prompt", "Hello there", "-n", "40", "--temperature", "0", "--ignore-eos",
+            "--sparse", "--sparse-budget", "64", "--kv-memory", "64MiB"];
+        var paged = Run(args);
+        var ring = Run([.. args, "--sparse-ring"]);
+        Assert.True(ring.Code == 0, ring.Error);
+        Assert.Contains("[40 tokens", ring.Error);
+        Assert.Contains("streaming heads in rings of", ring.Error);
+        Assert.DoesNotContain("streaming heads in rings of", paged.Error);
+        Assert.Equal(paged.Output, ring.Output);
+        var refused = Run([.. args, "--sparse-ring", "--instances", "2"]);
+        Assert.Equal(1, refused.Code);
+        Assert.Contains("--sparse-ring keeps streaming heads in rings on one instance", refused.Error);
+    }
+
+    [Fact]
     public void Generate_reports_a_missing_model_file_as_an_error_not_a_crash()
     {
         var run = Run("generate", "--model", Path.Combine(_dir, "missing.gguf"), "--prompt", "x");
