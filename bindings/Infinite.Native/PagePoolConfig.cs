@@ -18,6 +18,10 @@ public sealed record PagePoolConfig(
     /// pool can keep only some heads of each layer (the retrieval heads, or the streaming heads' ring).</summary>
     public IReadOnlyList<int>? LayerKvHeads { get; init; }
 
+    /// <summary>Storage of the key min/max summaries: 32 (float32, exact), 16 (bfloat16) or 8 (int8 with a scale per
+    /// logical page and head); compact forms are rounded outward, so a page's selection score stays an upper bound.</summary>
+    public int SummaryBits { get; init; } = 32;
+
     /// <summary>KV heads <paramref name="layer"/> stores.</summary>
     public int HeadsOf(int layer) => LayerKvHeads is { } heads ? heads[layer] : KvHeads;
 
@@ -50,6 +54,7 @@ public sealed record PagePoolConfig(
         page_size = PageSize,
         pages = Pages,
         logical_page_size = LogicalPageSize,
+        summary_bits = SummaryBits,
     };
 
     internal static unsafe PagePoolConfig FromNative(in inf_page_pool_config c) =>
@@ -57,5 +62,6 @@ public sealed record PagePoolConfig(
         {
             // The pool's own copy, valid while it lives: copied out here.
             LayerKvHeads = c.layer_kv_heads == null ? null : new ReadOnlySpan<int>(c.layer_kv_heads, c.layers).ToArray(),
+            SummaryBits = c.summary_bits == 0 ? 32 : c.summary_bits,
         };
 }

@@ -71,6 +71,12 @@ internal sealed class ModelOptions
         DefaultValueFactory = _ => 4096,
     };
 
+    public Option<int> SummaryBits { get; } = new("--summary-bits")
+    {
+        Description = "With --sparse: storage of the key min/max summaries page selection reads: 8 (int8, a quarter of float32's bytes), 16 (bfloat16) or 32 (float32).",
+        DefaultValueFactory = _ => 8,
+    };
+
     public Option<int> Instances { get; } = new("--instances")
     {
         Description = "In-process instances the KV cache is spread over (DistAttention; --kv-memory is split between them, the weights are shared). With --sparse, retrieval heads reselect pages every step.",
@@ -90,7 +96,7 @@ internal sealed class ModelOptions
 
     public void AddTo(Command command)
     {
-        foreach (Option option in new Option[] { Model, Device, KvType, PageSize, KvMemory, MaxContext, Sparse, HeadGates, Sparsity, SparseRing, Budget, Instances, ClusterPolicy, Mpi })
+        foreach (Option option in new Option[] { Model, Device, KvType, PageSize, KvMemory, MaxContext, Sparse, HeadGates, Sparsity, SparseRing, Budget, SummaryBits, Instances, ClusterPolicy, Mpi })
         {
             command.Options.Add(option);
         }
@@ -146,9 +152,14 @@ internal sealed class ModelOptions
             throw new ArgumentException("--sparse-ring keeps streaming heads in rings on one instance: not with --instances above 1 or --mpi");
         }
         // Several instances (or ranks) select pages every step (a global top-k at each home; no reusable selection yet).
+        int bits = result.GetValue(SummaryBits);
+        if (bits is not (8 or 16 or 32))
+        {
+            throw new ArgumentException($"--summary-bits {bits}: use 8, 16 or 32");
+        }
         return several
-            ? new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), ReuseInterval = 1 }
-            : new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), StreamingStorage = storage };
+            ? new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), ReuseInterval = 1, SummaryBits = bits }
+            : new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), StreamingStorage = storage, SummaryBits = bits };
     }
 
     /// <summary>--mpi, checked: not with --instances above 1 (one instance per rank).</summary>

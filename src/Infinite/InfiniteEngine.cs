@@ -131,6 +131,7 @@ public sealed class InfiniteEngine : IAsyncDisposable
         KvMemoryBytes = options.KvMemoryBytes / instances,
         SelectionSlots = options.Sparse is null ? 0 : options.MaxRunningRequests,
         MaxBudgetTokens = Math.Max(options.PageSize, options.Sparse?.BudgetTokens ?? options.PageSize),
+        SummaryBits = options.Sparse?.SummaryBits ?? 32,
         // Streaming heads in rings: one per request slot, sized for the widest step (a chunk of MaxBatchTokens).
         RingStreamingHeads = options.Sparse is { StreamingStorage: StreamingStorage.Ring } ring ? ring.StreamingHeads : null,
         RingPagesPerSequence = options.Sparse is { StreamingStorage: StreamingStorage.Ring } sized

@@ -35,6 +35,36 @@ public sealed class PagePoolTests
         }
     }
 
+    [Theory]
+    [InlineData(16)]
+    [InlineData(8)]
+    public void Compact_summaries_bound_the_keys_and_take_fewer_bytes(int bits)
+    {
+        var wide = new PagePoolConfig(Layers: 1, KvHeads: 2, HeadDim: 16, PageSize: 32, Pages: 4, LogicalPageSize: 16);
+        var config = wide with { SummaryBits = bits };
+        using var kv = new PagedKvFixture(config, seed: 11);
+        using var reference = new PagedKvFixture(wide, seed: 11);
+        Assert.Equal(bits, kv.Pool.Config.SummaryBits);
+        Assert.True(kv.Pool.Bytes < reference.Pool.Bytes, $"{bits}-bit summaries: {kv.Pool.Bytes} bytes, float32: {reference.Pool.Bytes}");
+        float[] k = kv.RandomFloats(32 * config.TokenWidth);
+        float[] v = kv.RandomFloats(32 * config.TokenWidth);
+        int[] pages = Enumerable.Repeat(1, 32).ToArray();
+        int[] slots = Enumerable.Range(0, 32).ToArray();
+        kv.Pool.Append(0, pages, slots, k, v);
+        float[] summary = kv.Pool.ReadSummary(0, 1);
+        for (int h = 0; h < 2; h++)
+        {
+            for (int t = 0; t < 32; t++)
+            {
+                for (int d = 0; d < 16; d++)
+                {
+                    int sub = t / 16;
+                    Assert.InRange(k[(t * 2 + h) * 16 + d], summary[((h * 2 + sub) * 2 + 0) * 16 + d], summary[((h * 2 + sub) * 2 + 1) * 16 + d]);
+                }
+            }
+        }
+    }
+
     [Fact]
     public void A_pool_is_a_device_child_and_counted_while_alive()
     {

@@ -340,6 +340,8 @@ public sealed class InferenceEngine : IAsyncDisposable
                 _tokensIn += c.Count;
                 if (c.IsDecode)
                     s.DecodeSteps++;
+                else if (s.ReplayUntil > 0 && s.Computed == s.PromptLength)
+                    s.Prefilled = true; // a replay's prompt is in: its generated tokens follow as decodes
                 if (c.LogitRow >= 0)
                 {
                     s.Prefilled = true;

@@ -38,6 +38,9 @@ internal sealed class Sequence
     public int Computed { get; set; }
     /// <summary>True once the prefill since the last (re)admission produced logits; later steps are decodes.</summary>
     public bool Prefilled { get; set; }
+    /// <summary>After a sparse preemption: tokens whose KV is rebuilt by prefilling the prompt and then replaying the
+    /// generated tokens before this one as decodes that produce no token (0: a plain recompute).</summary>
+    public int ReplayUntil { get; set; }
     /// <summary>Decode steps since the last prefill (drives sparse reselection).</summary>
     public int DecodeSteps { get; set; }
     public int Slot { get; set; } = -1;

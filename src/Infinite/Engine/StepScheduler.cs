@@ -116,7 +116,9 @@ internal sealed class StepScheduler
             }
             if (scheduled)
             {
-                chunks.Add(new ScheduledChunk(s, s.Computed, 1, IsDecode: true, logitRows++));
+                // A replayed token (see Preempt) rebuilds KV a decode once wrote; its successor is already known.
+                bool replay = s.Computed < s.ReplayUntil;
+                chunks.Add(new ScheduledChunk(s, s.Computed, 1, IsDecode: true, replay ? -1 : logitRows++));
                 budget--;
             }
         }
@@ -179,12 +181,24 @@ internal sealed class StepScheduler
     private void ScheduleChunk(Sequence s, List<ScheduledChunk> chunks, ref int budget, ref int logitRows)
     {
         int capacity = (s.Pages.Count + Pages.AvailableTo(s.Id, s.Home)) * _pageSize - s.Computed;
-        int count = Math.Min(Math.Min(s.Pending, budget), capacity);
+        // A replay prefills the prompt only; the generated tokens follow as decodes.
+        int target = s.ReplayUntil > 0 ? s.PromptLength : s.Tokens.Count;
+        int count = Math.Min(Math.Min(target - s.Computed, budget), capacity);
+        if (_sparse is not null)
+        {
+            // The native step tells a decode by its single query row, and a decode attends with the decode windows and
+            // a page selection: a one-token chunk of a prompt under way would not be prefilled like the rest of it.
+            // Never leave one token for later, nor take one alone after the first (wait for a step with more room).
+            if (target - s.Computed - count == 1)
+                count--;
+            if (count == 1 && s.Computed > 0)
+                count = 0;
+        }
         if (count <= 0)
             return;
         if (!Pages.TryGrow(s.Id, s.Home, s.Pages, PageAllocator.PagesFor(s.Computed + count, _pageSize)))
             throw new InvalidOperationException("Page accounting is inconsistent: free pages vanished while planning.");
-        bool finishes = count == s.Pending;
+        bool finishes = s.Computed + count == target && s.ReplayUntil == 0;
         chunks.Add(new ScheduledChunk(s, s.Computed, count, IsDecode: false, finishes ? logitRows++ : -1));
         budget -= count;
     }
@@ -193,6 +207,10 @@ internal sealed class StepScheduler
     {
         _running.Remove(victim);
         ReleaseResources(victim);
+        // With sparse attention a recompute is not a prefill of every token: each generated token's KV was written by
+        // a decode (decode windows, a page selection), so after the prompt they are replayed one decode at a time,
+        // with the same reselection schedule, to rebuild the same KV and so the same next tokens.
+        victim.ReplayUntil = _sparse is not null && victim.Generated > 0 ? victim.Tokens.Count - 1 : 0;
         victim.Computed = 0;
         victim.Prefilled = false;
         victim.DecodeSteps = 0;

@@ -208,7 +208,7 @@ public sealed class NativeExecutor : IModelExecutor
         // With rings the pool keeps only the retrieval heads of each layer.
         int[]? heads = options.RingStreamingHeads is { } flags ? StreamingRing.HeadsPerLayer(flags, c.Layers, c.KvHeads, streaming: false) : null;
         PagePoolConfig Shape(int pages) =>
-            new(c.Layers, c.KvHeads, c.HeadDim, options.PageSize, pages, options.KvType, options.LogicalPageSize) { LayerKvHeads = heads };
+            new(c.Layers, c.KvHeads, c.HeadDim, options.PageSize, pages, options.KvType, options.LogicalPageSize) { LayerKvHeads = heads, SummaryBits = options.SummaryBits };
         long? budgetLeft = options.KvMemoryBytes - reservedBytes;
 
         if (options.PageCount is { } count)

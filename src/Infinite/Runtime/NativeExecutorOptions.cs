@@ -21,6 +21,9 @@ public sealed record NativeExecutorOptions
     /// <summary>Tokens per page-summary sub-page (sparse page selection); 0: no summaries (no selection).</summary>
     public int LogicalPageSize { get; init; } = 16;
 
+    /// <summary>Storage of the page summaries: 32 (float32), 16 (bfloat16) or 8 (int8, rounded outward).</summary>
+    public int SummaryBits { get; init; } = 32;
+
     /// <summary>Slots of reusable page selections (one per running request); 0: none.</summary>
     public int SelectionSlots { get; init; }
 

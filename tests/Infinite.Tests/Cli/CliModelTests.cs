@@ -83,6 +83,19 @@ public sealed class CliModelTests : IDisposable
     }
 
     [Fact]
+    public void Generate_takes_the_summary_width_and_refuses_an_unknown_one()
+    {
+        string[] args = ["generate", "--model", _model, "--prompt", "Hello there", "-n", "8", "--temperature", "0", "--ignore-eos",
+            "--sparse", "--sparse-budget", "64", "--kv-memory", "64MiB"];
+        var wide = Run([.. args, "--summary-bits", "32"]);
+        Assert.True(wide.Code == 0, wide.Error);
+        Assert.Contains("[8 tokens", wide.Error);
+        var refused = Run([.. args, "--summary-bits", "5"]);
+        Assert.Equal(1, refused.Code);
+        Assert.Contains("--summary-bits 5: use 8, 16 or 32", refused.Error);
+    }
+
+    [Fact]
     public void Generate_reports_a_missing_model_file_as_an_error_not_a_crash()
     {
         var run = Run("generate", "--model", Path.Combine(_dir, "missing.gguf"), "--prompt", "x");

@@ -85,6 +85,42 @@ public sealed class NativeEngineTests : IDisposable
         Assert.True(_preemptions > 0, "the tight cache never preempted: the test lost its point");
     }
 
+    [Theory]
+    [InlineData(8)]
+    [InlineData(32)]
+    public async Task Preemption_of_sparse_requests_keeps_greedy_outputs(int summaryBits)
+    {
+        // Decode and prefill windows differ and the budget (2 pages) is far below the contexts, so a preempted request
+        // rebuilds its KV exactly only if its generated tokens are replayed as the decodes that first wrote them.
+        var sparse = new SparseOptions
+        {
+            StreamingHeads = [true, false, true, false], DecodeSinkTokens = 16, DecodeLocalTokens = 16,
+            PrefillSinkTokens = 16, PrefillLocalTokens = 1024, BudgetTokens = 16, ReuseInterval = 2, SummaryBits = summaryBits,
+        };
+        var roomy = new InfiniteOptions { KvType = DataType.F32, PageSize = 16, KvMemoryBytes = 16 << 20, Sparse = sparse };
+        string[] expected = await GreedyAsync(roomy, concurrent: false, maxTokens: 60);
+        Assert.Equal(0, _preemptions);
+        var tight = roomy with { KvMemoryBytes = 100 * 1024 };
+        Assert.Equal(expected, await GreedyAsync(tight, concurrent: true, maxTokens: 60));
+        Assert.True(_preemptions > 0, "the tight cache never preempted: the test lost its point");
+    }
+
+    [Fact]
+    public async Task Sparse_greedy_output_is_the_same_whatever_the_chunk_size()
+    {
+        // Small budgets split prompts into chunks that would leave a single token, which the native step would
+        // attend as a decode (decode windows, a page selection) instead of prefilling it like the rest.
+        var sparse = new SparseOptions
+        {
+            StreamingHeads = [true, false, true, false], DecodeSinkTokens = 16, DecodeLocalTokens = 16,
+            PrefillSinkTokens = 16, PrefillLocalTokens = 1024, BudgetTokens = 16, ReuseInterval = 2,
+        };
+        var baseline = new InfiniteOptions { KvType = DataType.F32, PageSize = 16, KvMemoryBytes = 16 << 20, MaxBatchTokens = 2048, Sparse = sparse };
+        string[] expected = await GreedyAsync(baseline, concurrent: false, maxTokens: 24);
+        foreach (int budget in new[] { 5, 6, 7, 8, 9, 10, 11, 12, 13, 17, 23 })
+            Assert.Equal(expected, await GreedyAsync(baseline with { MaxBatchTokens = budget }, concurrent: false, maxTokens: 24));
+    }
+
     [Fact]
     public async Task Streamed_text_equals_the_decoded_tokens()
     {
