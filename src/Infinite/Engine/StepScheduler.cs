@@ -184,11 +184,12 @@ internal sealed class StepScheduler
         // A replay prefills the prompt only; the generated tokens follow as decodes.
         int target = s.ReplayUntil > 0 ? s.PromptLength : s.Tokens.Count;
         int count = Math.Min(Math.Min(target - s.Computed, budget), capacity);
-        if (_sparse is not null)
+        if (_sparse is not null && _maxBatchTokens >= 3)
         {
             // The native step tells a decode by its single query row, and a decode attends with the decode windows and
             // a page selection: a one-token chunk of a prompt under way would not be prefilled like the rest of it.
-            // Never leave one token for later, nor take one alone after the first (wait for a step with more room).
+            // Never leave one token for later, nor take one alone after the first (wait for a step with more room;
+            // with a budget of 1 or 2 tokens a step one-token chunks cannot be avoided).
             if (target - s.Computed - count == 1)
                 count--;
             if (count == 1 && s.Computed > 0)

@@ -83,6 +83,13 @@ public sealed class EngineRingTests : IDisposable
         using var cancel = new CancellationTokenSource();
         int seen = 0;
         int usedWhileRunning = -1;
+        // Read on the engine loop after a step (the tiny model can finish all its tokens before the consumer reads
+        // the 20th, so reading Stats there would race the request's end).
+        engine.Engine.StepCompleted += (_, _) =>
+        {
+            if (Volatile.Read(ref usedWhileRunning) < 0)
+                Volatile.Write(ref usedWhileRunning, engine.Engine.Stats.RingPagesUsed);
+        };
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
             await foreach (GeneratedToken _ in engine.GenerateAsync(new GenerationRequest
@@ -91,13 +98,10 @@ public sealed class EngineRingTests : IDisposable
             }, cancel.Token))
             {
                 if (++seen == 20)
-                {
-                    usedWhileRunning = engine.Engine.Stats.RingPagesUsed;
                     cancel.Cancel();
-                }
             }
         });
-        Assert.Equal(5, usedWhileRunning);
+        Assert.Equal(5, Volatile.Read(ref usedWhileRunning));
         // The cancellation is processed on the engine loop: wait for the ring to come back.
         for (int i = 0; i < 200 && engine.Engine.Stats.RunningRequests > 0; i++)
         {

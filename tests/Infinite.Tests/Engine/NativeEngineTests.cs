@@ -119,6 +119,13 @@ public sealed class NativeEngineTests : IDisposable
         string[] expected = await GreedyAsync(baseline, concurrent: false, maxTokens: 24);
         foreach (int budget in new[] { 5, 6, 7, 8, 9, 10, 11, 12, 13, 17, 23 })
             Assert.Equal(expected, await GreedyAsync(baseline with { MaxBatchTokens = budget }, concurrent: false, maxTokens: 24));
+        // Budgets of 1 and 2 tokens cannot avoid one-token chunks: they must still make progress.
+        foreach (int budget in new[] { 1, 2 })
+        {
+            string[] tiny = await GreedyAsync(baseline with { MaxBatchTokens = budget }, concurrent: true, maxTokens: 24)
+                .WaitAsync(TimeSpan.FromSeconds(120));
+            Assert.All(tiny, o => Assert.Equal(24, o.Split(',').Length));
+        }
     }
 
     [Fact]
