@@ -73,7 +73,7 @@ internal sealed class ModelOptions
 
     public Option<int> SummaryBits { get; } = new("--summary-bits")
     {
-        Description = "With --sparse: storage of the key min/max summaries page selection reads: 8 (int8, a quarter of float32's bytes), 16 (bfloat16) or 32 (float32).",
+        Description = "Storage of the key min/max page summaries sparse page selection reads: 8 (int8, a quarter of float32's bytes), 16 (bfloat16) or 32 (float32).",
         DefaultValueFactory = _ => 8,
     };
 
@@ -111,6 +111,7 @@ internal sealed class ModelOptions
         Device = result.GetValue(Device)!,
         KvType = ParseKvType(result.GetValue(KvType)!),
         PageSize = result.GetValue(PageSize),
+        SummaryBits = ReadSummaryBits(result),
         KvMemoryBytes = ParseBytes(result.GetValue(KvMemory)!),
         MaxContext = result.GetValue(MaxContext),
         MaxBatchTokens = maxBatchTokens,
@@ -152,14 +153,16 @@ internal sealed class ModelOptions
             throw new ArgumentException("--sparse-ring keeps streaming heads in rings on one instance: not with --instances above 1 or --mpi");
         }
         // Several instances (or ranks) select pages every step (a global top-k at each home; no reusable selection yet).
-        int bits = result.GetValue(SummaryBits);
-        if (bits is not (8 or 16 or 32))
-        {
-            throw new ArgumentException($"--summary-bits {bits}: use 8, 16 or 32");
-        }
         return several
-            ? new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), ReuseInterval = 1, SummaryBits = bits }
-            : new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), StreamingStorage = storage, SummaryBits = bits };
+            ? new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), ReuseInterval = 1 }
+            : new SparseOptions { StreamingHeads = streaming, BudgetTokens = result.GetValue(Budget), StreamingStorage = storage };
+    }
+
+    /// <summary>--summary-bits, checked: 8, 16 or 32.</summary>
+    public int ReadSummaryBits(ParseResult result)
+    {
+        int bits = result.GetValue(SummaryBits);
+        return bits is 8 or 16 or 32 ? bits : throw new ArgumentException($"--summary-bits {bits}: use 8, 16 or 32");
     }
 
     /// <summary>--mpi, checked: not with --instances above 1 (one instance per rank).</summary>

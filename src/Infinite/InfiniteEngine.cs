@@ -131,10 +131,9 @@ public sealed class InfiniteEngine : IAsyncDisposable
         KvMemoryBytes = options.KvMemoryBytes / instances,
         SelectionSlots = options.Sparse is null ? 0 : options.MaxRunningRequests,
         MaxBudgetTokens = Math.Max(options.PageSize, options.Sparse?.BudgetTokens ?? options.PageSize),
-        // Summaries serve page selection only: a dense engine (or dense retrieval heads) keeps none, which leaves
-        // room for an eighth more bf16 KV pages than float32 summaries of 16-token sub-pages would.
-        LogicalPageSize = options.Sparse is { BudgetTokens: > 0 } ? 16 : 0,
-        SummaryBits = options.Sparse?.SummaryBits ?? 32,
+        // Every rank and instance builds the same pool shape from these options alone (an MPI worker never sees the
+        // sparse roles), so pages can move between them.
+        SummaryBits = options.SummaryBits,
         // Streaming heads in rings: one per request slot, sized for the widest step (a chunk of MaxBatchTokens).
         RingStreamingHeads = options.Sparse is { StreamingStorage: StreamingStorage.Ring } ring ? ring.StreamingHeads : null,
         RingPagesPerSequence = options.Sparse is { StreamingStorage: StreamingStorage.Ring } sized

@@ -19,6 +19,12 @@ public sealed record InfiniteOptions
     /// <summary>Tokens per KV page (a power of two, 16 to 256).</summary>
     public int PageSize { get; init; } = 64;
 
+    /// <summary>Storage of the key min/max page summaries sparse page selection scores: 8 (int8 with a scale per
+    /// 16-token sub-page and head, rounded outward: a quarter of float32's bytes, scored with byte dot products where
+    /// the CPU has AVX-512 VNNI), 16 (bfloat16) or 32 (float32). Needle recall and output error measured the same at
+    /// every width (docs/PERFORMANCE.md).</summary>
+    public int SummaryBits { get; init; } = 8;
+
     /// <summary>Bytes of KV cache to reserve at load (all of it up front: no allocation while serving).</summary>
     public long KvMemoryBytes { get; init; } = 2L << 30;
 

@@ -29,8 +29,6 @@ internal static class EngineOptionsValidator
             throw new ArgumentException(
                 $"StreamingHeads has {streaming.Count} flags but the model has {heads} (layers {executor.Config.Layers} x KV heads {executor.Config.KvHeads}).",
                 nameof(options));
-        if (sparse.SummaryBits is not (8 or 16 or 32))
-            throw new ArgumentException($"SummaryBits must be 8, 16 or 32, got {sparse.SummaryBits}.", nameof(options));
         if (sparse.ReuseInterval < 1)
             throw new ArgumentException($"ReuseInterval must be >= 1, got {sparse.ReuseInterval}.", nameof(options));
         if (sparse.DecodeSinkTokens < 0 || sparse.DecodeLocalTokens < 0 || sparse.PrefillSinkTokens < 0

@@ -21,9 +21,5 @@ public sealed record SparseOptions
     /// <see cref="StreamingStorage.Ring"/> (a fixed ring per request, which the executor must keep: see
     /// <see cref="IModelExecutor.RingPagesPerSequence"/>).</summary>
     public StreamingStorage StreamingStorage { get; init; } = StreamingStorage.Paged;
-    /// <summary>Storage of the key min/max summaries page selection scores: 8 (int8 with a scale per logical page and
-    /// head, rounded outward; a quarter of float32's bytes, scored with byte dot products where the CPU has AVX-512
-    /// VNNI), 16 (bfloat16) or 32 (float32). The needle-recall and error figures in docs/PERFORMANCE.md are the same
-    /// at every width.</summary>
-    public int SummaryBits { get; init; } = 8;
+
 }

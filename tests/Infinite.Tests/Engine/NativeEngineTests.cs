@@ -95,9 +95,9 @@ public sealed class NativeEngineTests : IDisposable
         var sparse = new SparseOptions
         {
             StreamingHeads = [true, false, true, false], DecodeSinkTokens = 16, DecodeLocalTokens = 16,
-            PrefillSinkTokens = 16, PrefillLocalTokens = 1024, BudgetTokens = 16, ReuseInterval = 2, SummaryBits = summaryBits,
+            PrefillSinkTokens = 16, PrefillLocalTokens = 1024, BudgetTokens = 16, ReuseInterval = 2,
         };
-        var roomy = new InfiniteOptions { KvType = DataType.F32, PageSize = 16, KvMemoryBytes = 16 << 20, Sparse = sparse };
+        var roomy = new InfiniteOptions { KvType = DataType.F32, PageSize = 16, KvMemoryBytes = 16 << 20, Sparse = sparse, SummaryBits = summaryBits };
         string[] expected = await GreedyAsync(roomy, concurrent: false, maxTokens: 60);
         Assert.Equal(0, _preemptions);
         var tight = roomy with { KvMemoryBytes = 100 * 1024 };
