@@ -9,7 +9,7 @@
 #include <limits>
 #include <string>
 
-#include "fake_cuda_stats.h"
+#include "fake_cuda_fixture.h"
 #include "model_fixture.h"
 
 using model_test::RandomWeights;
@@ -17,40 +17,9 @@ using model_test::tiny_config;
 
 namespace {
 
-inf_fake_cuda_stats_t fake_stats() {
-    inf_fake_cuda_stats_t stats{};
-    void* library = dlopen(FAKE_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    EXPECT_NE(library, nullptr) << "the fake plug-in is not loaded";
-    if (library == nullptr) {
-        return stats;
-    }
-    void* symbol = dlsym(library, "inf_fake_cuda_stats");
-    if (symbol != nullptr) {
-        inf_fake_cuda_stats_fn get = nullptr;
-        std::memcpy(&get, &symbol, sizeof get);
-        get(&stats);
-    }
-    dlclose(library);
-    return stats;
-}
-
-class FakeCudaModel : public ::testing::Test {
+class FakeCudaModel : public FakeCudaTest {
 protected:
-    void SetUp() override {
-        const char* scenario = std::getenv("INFINITE_TEST_SCENARIO");
-        if (scenario == nullptr || std::string(scenario) != "fake") {
-            GTEST_SKIP() << "runs under ctest, with INFINITE_TEST_SCENARIO=fake";
-        }
-        ASSERT_OK(inf_backend_load(INF_DEVICE_KIND_CUDA));
-    }
-    void TearDown() override {
-        if (IsSkipped()) {
-            return;
-        }
-        const inf_fake_cuda_stats_t stats = fake_stats();
-        EXPECT_EQ(stats.bad_calls, 0) << "the core passed the plug-in a bad pointer, range or ordinal";
-        EXPECT_EQ(stats.live_allocations, 0) << "device memory leaked";
-    }
+    FakeCudaModel() : FakeCudaTest("fake") {}
 };
 
 bool contains(const std::string& text, const char* part) { return text.find(part) != std::string::npos; }
@@ -110,23 +79,9 @@ TEST_F(FakeCudaModel, ConfigAndTensorsAreCheckedFirst) {
 
 namespace {
 
-class FakeCudaModelStep : public ::testing::Test {
+class FakeCudaModelStep : public FakeCudaTest {
 protected:
-    void SetUp() override {
-        const char* scenario = std::getenv("INFINITE_TEST_SCENARIO");
-        if (scenario == nullptr || std::string(scenario) != "fake_model") {
-            GTEST_SKIP() << "runs under ctest, with INFINITE_TEST_SCENARIO=fake_model";
-        }
-        ASSERT_OK(inf_backend_load(INF_DEVICE_KIND_CUDA));
-    }
-    void TearDown() override {
-        if (IsSkipped()) {
-            return;
-        }
-        const inf_fake_cuda_stats_t stats = fake_stats();
-        EXPECT_EQ(stats.bad_calls, 0) << "the core passed the plug-in a bad pointer, range or ordinal";
-        EXPECT_EQ(stats.live_allocations, 0) << "device memory leaked";
-    }
+    FakeCudaModelStep() : FakeCudaTest("fake_model") {}
 };
 
 // Steps of three sequences: prefill chunks and decodes mixed, ragged, partly filled last pages.

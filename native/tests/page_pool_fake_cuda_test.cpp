@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "fake_cuda_stats.h"
+#include "fake_cuda_fixture.h"
 #include "test_util.h"
 
 using inf_test::Buffer;
@@ -34,40 +34,9 @@ inf_page_pool_config config_of(inf_dtype dtype) {
 constexpr std::size_t kPageFloats = 2 * 16 * 8;
 constexpr std::size_t kSummaryFloats = 2 * 2 * 2 * 8;
 
-inf_fake_cuda_stats_t fake_stats() {
-    inf_fake_cuda_stats_t stats{};
-    void* library = dlopen(FAKE_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    EXPECT_NE(library, nullptr) << "the fake plug-in is not loaded";
-    if (library == nullptr) {
-        return stats;
-    }
-    void* symbol = dlsym(library, "inf_fake_cuda_stats");
-    if (symbol != nullptr) {
-        inf_fake_cuda_stats_fn get = nullptr;
-        std::memcpy(&get, &symbol, sizeof get);
-        get(&stats);
-    }
-    dlclose(library);
-    return stats;
-}
-
-class FakeCudaPagePool : public ::testing::Test {
+class FakeCudaPagePool : public FakeCudaTest {
 protected:
-    void SetUp() override {
-        const char* scenario = std::getenv("INFINITE_TEST_SCENARIO");
-        if (scenario == nullptr || std::string(scenario) != "fake") {
-            GTEST_SKIP() << "runs under ctest, with INFINITE_TEST_SCENARIO=fake";
-        }
-        ASSERT_OK(inf_backend_load(INF_DEVICE_KIND_CUDA));
-    }
-    void TearDown() override {
-        if (IsSkipped()) {
-            return;
-        }
-        const inf_fake_cuda_stats_t stats = fake_stats();
-        EXPECT_EQ(stats.bad_calls, 0) << "the core passed the plug-in a bad pointer, range or ordinal";
-        EXPECT_EQ(stats.live_allocations, 0) << "device memory leaked";
-    }
+    FakeCudaPagePool() : FakeCudaTest("fake") {}
 };
 
 struct Page {
