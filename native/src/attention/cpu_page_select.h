@@ -9,13 +9,15 @@
 
 namespace inf::cpu {
 
-// Bytes of scratch page_select() needs for params (per-thread scores and queries).
+// Bytes of scratch page_select() needs for params (scores, prepared queries, per-thread ranking keys).
 std::uint64_t page_select_workspace_bytes(const inf_page_select_params& params);
 
 // Logical page score sum_i max(q_i * kmax_i, q_i * kmin_i) in float32 (AVX-512 / AVX2 / scalar); a
 // physical page scores the max of its logical pages that hold keys below kv_length; per KV head lists take
 // the max over the group's q heads; top budget_pages entries with the newest forced in, ascending.
-// Parallel over (sequence, KV head).
+// Parallel over blocks of entries (scoring) and (sequence, KV head) (ranking). Afterwards the workspace
+// begins with the scores, float [sequence * kv_heads + kv_head][entry (widest)][G], slot 0 holding the
+// group's best for per-KV-head lists (the distributed exchange reads them).
 void page_select(const inf_page_select_params& params);
 
 // The scores page_select gives logical page sub of (page, head) for query rows q [groups][head_dim], read

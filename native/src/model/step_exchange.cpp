@@ -195,8 +195,12 @@ void score_entries(const Device& device, inf_page_select_params params, std::vec
             if (skipped) {
                 std::fill(out, out + entries, -std::numeric_limits<float>::infinity());
             } else {
-                const float* row = rows + ((std::int64_t{i} * kv_heads + head) * group + g) * widest;
-                std::copy(row, row + entries, out);
+                // page_select's scores: [sequence * kv_heads + head][entry][group]; per KV head, slot 0
+                // holds the group's best.
+                const float* row = rows + (std::int64_t{i} * kv_heads + head) * widest * group + g;
+                for (std::int32_t e = 0; e < entries; ++e) {
+                    out[e] = row[std::int64_t{e} * group];
+                }
             }
             out += entries;
         }
