@@ -515,18 +515,18 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) bool vnni_page(const floa
         const __m512 box_scale = _mm512_permutexvar_ps(box_of_lane, _mm512_maskz_loadu_ps(0xF, scales + 4 * h));
         for (int g0 = 0; g0 < G; g0 += 4) {
             VnniRow r[4];
-            alignas(16) float steps[4];
             for (int a = 0; a < 4; ++a) {
                 r[a] = vnni_row(rows + (static_cast<std::size_t>(h) * static_cast<std::size_t>(G) + static_cast<std::size_t>(g0 + a)) * row, D);
-                if (r[a].step != r[a].step) {
-                    return false;
-                }
-                steps[a] = 0.5f * r[a].step;
+            }
+            // In registers: four scalar stores read back as one vector would stall store forwarding.
+            const __m128 steps = _mm_set_ps(r[3].step, r[2].step, r[1].step, r[0].step);
+            if (_mm_movemask_ps(_mm_cmpunord_ps(steps, steps)) != 0) {
+                return false;
             }
             float* o = out + static_cast<std::size_t>(h) * head_stride + static_cast<std::size_t>(g0);
             std::fill_n(o, 4, -std::numeric_limits<float>::infinity());
             vnni_4x4<C>(r, D, codes + static_cast<std::size_t>(h) * head_bytes,
-                        _mm512_mul_ps(box_scale, _mm512_broadcast_f32x4(_mm_load_ps(steps))), o);
+                        _mm512_mul_ps(box_scale, _mm512_broadcast_f32x4(_mm_mul_ps(steps, _mm_set1_ps(0.5f)))), o);
         }
     }
     return true;

@@ -67,7 +67,7 @@ public sealed partial class ClusterSimulator
         _options = options ?? new SimulationOptions();
         _options.Validate();
         _workload = workload;
-        _cost = new RooflineCostModel(_layout);
+        _cost = policy.CreateCostModel(_layout);
         _samples = new UtilisationRecorder(_options.MaxSamples);
     }
 

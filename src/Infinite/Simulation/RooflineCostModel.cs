@@ -18,6 +18,8 @@ namespace Infinite.Simulation;
 /// and of a tree across nodes, as NCCL picks for small messages); and no GEMM kernel takes less than the device's
 /// <see cref="DeviceProfile.MinKernelSeconds"/>, which a GEMM split many ways hits.</item>
 /// <item>Page migration runs on the links beside the step and only costs time when it takes longer than the step.</item>
+/// <item><see cref="IdealParallelism"/> drops the tensor-parallel costs (all-reduces, kernel floor) for the
+/// <c>ideal</c> upper bound.</item>
 /// </list>
 /// </summary>
 public sealed class RooflineCostModel : ICostModel
@@ -35,6 +37,14 @@ public sealed class RooflineCostModel : ICostModel
     public ClusterLayout Layout { get; }
     /// <summary>GPUs of one instance (the tensor-parallel degree this model prices).</summary>
     public int Gpus { get; }
+
+    /// <summary>
+    /// Prices the instance as an ideal pool of its GPUs (the <c>ideal</c> policy, an upper bound): the step's FLOPs and
+    /// bytes split perfectly over the GPUs as before, but tensor parallelism communicates for free (no all-reduce) and
+    /// no GEMM kernel has a minimum time, so a GEMM split g ways takes exactly 1/g of one GPU's time. Everything else
+    /// (roofline per part, per-layer overhead) is unchanged, so the bound is of the same model, not a different one.
+    /// </summary>
+    public bool IdealParallelism { get; init; }
     /// <summary>Weights read per step: the layers and the output head (the embedding is a lookup).</summary>
     public double StreamedWeightBytes { get; }
 
@@ -50,14 +60,15 @@ public sealed class RooflineCostModel : ICostModel
 
     /// <summary>Seconds of the non-attention layers (0 when the batch is empty): the roofline, but at least
     /// <see cref="DeviceProfile.MinKernelSeconds"/> per GEMM kernel (a 7B layer split 32 ways is a few MB per GPU,
-    /// which streams in less time than a kernel takes to launch and finish).</summary>
+    /// which streams in less time than a kernel takes to launch and finish; no floor under
+    /// <see cref="IdealParallelism"/>).</summary>
     public double GemmSeconds(long tokens, int logitRows)
     {
         if (tokens <= 0)
             return 0;
         double compute = GemmFlops(tokens, logitRows) / (Gpus * Device.PeakFlops * Device.GemmEfficiency);
         double memory = StreamedWeightBytes / (Gpus * Device.MemoryBandwidth * Device.MemoryEfficiency);
-        double floor = Model.Layers * GemmKernelsPerLayer * Device.MinKernelSeconds;
+        double floor = IdealParallelism ? 0 : Model.Layers * GemmKernelsPerLayer * Device.MinKernelSeconds;
         return Math.Max(Math.Max(compute, memory), floor);
     }
 
@@ -78,11 +89,11 @@ public sealed class RooflineCostModel : ICostModel
     /// over NVLink, and an all-reduce of each GPU's 1/g share across the nodes over the GPUs' own InfiniBand NICs in
     /// parallel). Latency: NCCL has no intra-node tree, so inside a node a ring pays 2(g - 1) NVLink hops (nccl-tests
     /// measure 33.7 us for an 8-byte ring all-reduce on one DGX A100, NVIDIA/nccl-tests#123); across nodes a tree pays
-    /// 2 ceil(log2 nodes) InfiniBand hops on top.
+    /// 2 ceil(log2 nodes) InfiniBand hops on top. 0 under <see cref="IdealParallelism"/>.
     /// </summary>
     public double AllReduceSeconds(long tokens)
     {
-        if (Gpus <= 1 || tokens <= 0)
+        if (Gpus <= 1 || tokens <= 0 || IdealParallelism)
             return 0;
         Interconnect ic = Layout.Interconnect;
         double bytes = tokens * Model.ActivationBytesPerToken;

@@ -1,12 +1,13 @@
 namespace Infinite.Simulation;
 
-/// <summary>The policies by command-line name: borrowing (Infinite-LLM), static (vLLM-M), single (vLLM-S).</summary>
+/// <summary>The policies by command-line name: borrowing (Infinite-LLM), static (vLLM-M), single (vLLM-S), ideal (the
+/// upper bound of any placement under the cost model).</summary>
 public static class SimulationPolicies
 {
-    public static IReadOnlyList<string> Names { get; } = ["borrowing", "static", "single"];
+    public static IReadOnlyList<string> Names { get; } = ["borrowing", "static", "single", "ideal"];
 
-    /// <summary>"borrowing", "static", "single", or "all" (every one, static first so ratios read against it), also
-    /// comma-separated.</summary>
+    /// <summary>"borrowing", "static", "single", "ideal", or "all" (every one, static first so ratios read against it),
+    /// also comma-separated.</summary>
     /// <exception cref="ArgumentException">An unknown name.</exception>
     public static IReadOnlyList<SimulationPolicy> Parse(string names, SimulationOptions options, double lendingCap)
     {
@@ -16,7 +17,7 @@ public static class SimulationPolicies
         foreach (string part in names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             string key = part.ToLowerInvariant();
-            IEnumerable<string> expanded = key == "all" ? ["static", "borrowing", "single"] : [key];
+            IEnumerable<string> expanded = key == "all" ? ["static", "borrowing", "single", "ideal"] : [key];
             foreach (string name in expanded)
             {
                 if (list.Any(p => p.Name == name))
@@ -48,6 +49,7 @@ public static class SimulationPolicies
             },
             "static" => new StaticClusterPolicy { LendingCap = lendingCap, MoveTokensPerPlan = moveTokens },
             "single" => new SinglePolicy(),
+            "ideal" => new SinglePolicy { Ideal = true },
             _ => throw new ArgumentException($"Unknown policy '{name}': expected {string.Join(", ", Names)} or all."),
         };
     }

@@ -20,6 +20,10 @@ public abstract class SimulationPolicy
     /// baseline makes one instance of all of them).</summary>
     public virtual ClusterLayout Arrange(ClusterLayout layout) => layout;
 
+    /// <summary>The cost model that prices the steps of the arranged layout (the roofline; the ideal bound relaxes
+    /// it).</summary>
+    public virtual RooflineCostModel CreateCostModel(ClusterLayout layout) => new(layout);
+
     /// <summary>A fresh page space for one run over the arranged layout.</summary>
     public abstract IKvPageSpace CreatePageSpace(ClusterLayout layout);
 
