@@ -410,7 +410,8 @@ void split_vnni_in_floats(const float* q, int groups, int D, const void* box0, i
 }
 
 // One box's codes as the dot products take them: negated min codes, max codes, and the slack partials
-// sum_d max(|mn_d|, |mx_d|) every row's sum starts from.
+// sum_d max(|mn_d|, |mx_d|) every row's sum starts from. Codes are rounded outward, mn_d <= mx_d, so
+// max(|mn_d|, |mx_d|) = max(mx_d, -mn_d) >= 0 (a byte the unsigned side of vpdpbusd reads as is).
 template <int C>
 struct VnniBox {
     __m512i neg_min[C];
@@ -426,8 +427,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) inline VnniBox<C> vnni_bo
         const __m512i mn = _mm512_loadu_si512(codes + c * 64);
         box.max_codes[c] = _mm512_loadu_si512(codes + D + c * 64);
         box.neg_min[c] = _mm512_sub_epi8(_mm512_setzero_si512(), mn);  // codes are within -127 .. 127
-        box.magnitude = _mm512_dpbusd_epi32(box.magnitude, _mm512_max_epu8(_mm512_abs_epi8(mn), _mm512_abs_epi8(box.max_codes[c])),
-                                            _mm512_set1_epi8(1));
+        box.magnitude = _mm512_dpbusd_epi32(box.magnitude, _mm512_max_epi8(box.max_codes[c], box.neg_min[c]), _mm512_set1_epi8(1));
     }
     return box;
 }
@@ -555,7 +555,6 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void split_vnni(const flo
         split_vnni_in_floats(q, groups, D, box0, used, scales, out);
         return;
     }
-    const __m512i ones = _mm512_set1_epi8(1);
     const __m512i zero = _mm512_setzero_si512();
     const __m512i box_of_lane = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     for (int s0 = 0; s0 < used; s0 += 4) {
@@ -582,29 +581,21 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void split_vnni(const flo
                     for (int a = 0; a < 4; ++a) acc[4 * sub + a] = zero;
                     continue;
                 }
-                const auto* codes = static_cast<const std::int8_t*>(box0) + static_cast<std::size_t>(s0 + sub) * values;
-                __m512i neg_min[C];
-                __m512i max_codes[C];
-                __m512i magnitude = zero;
-                for (int c = 0; c < C; ++c) {
-                    const __m512i mn = _mm512_loadu_si512(codes + c * 64);
-                    max_codes[c] = _mm512_loadu_si512(codes + D + c * 64);
-                    neg_min[c] = _mm512_sub_epi8(zero, mn);  // codes are within -127 .. 127
-                    magnitude = _mm512_dpbusd_epi32(magnitude, _mm512_max_epu8(_mm512_abs_epi8(mn), _mm512_abs_epi8(max_codes[c])), ones);
-                }
+                const VnniBox<C> box = vnni_box<C>(static_cast<const std::int8_t*>(box0) + static_cast<std::size_t>(s0 + sub) * values, D);
                 for (int a = 0; a < 4; ++a) {
                     if (a >= gn) {
                         acc[4 * sub + a] = zero;
                         continue;
                     }
-                    __m512i sum = magnitude;
+                    __m512i bytes[C];
+                    __mmask64 mask[C];
                     for (int c = 0; c < C; ++c) {
+                        bytes[c] = _mm512_loadu_si512(rows[a].bytes + c * 64);
                         std::uint64_t bits = 0;
                         std::memcpy(&bits, rows[a].mask + c * 8, sizeof bits);
-                        const __m512i picked = _mm512_mask_blend_epi8(_cvtu64_mask64(bits), neg_min[c], max_codes[c]);
-                        sum = _mm512_dpbusd_epi32(sum, _mm512_loadu_si512(rows[a].bytes + c * 64), picked);
+                        mask[c] = _cvtu64_mask64(bits);
                     }
-                    acc[4 * sub + a] = sum;
+                    acc[4 * sub + a] = vnni_box_row<C>(box, bytes, mask);
                 }
             }
             const __m512 factor = _mm512_mul_ps(box_scale, _mm512_broadcast_f32x4(_mm_load_ps(steps)));
@@ -1082,8 +1073,8 @@ void page_select(const inf_page_select_params& params) {
                 continue;
             }
             const std::int64_t kv_length = params.kv_lengths[s];
-            int forced = -1;  // the entry holding the newest key
-            for (int e = 0; e < entries && forced < 0; ++e) {
+            int forced = -1;  // the entry holding the newest key (page tables grow at the end: searched from there)
+            for (int e = entries - 1; e >= 0 && forced < 0; --e) {
                 const std::int64_t pos0 = params.page_positions[first + e];
                 if (kv_length - pos0 > 0 && kv_length - 1 < pos0 + layer.page_size) {
                     forced = e;

@@ -30,6 +30,23 @@ public sealed class SimulateCommandTests : IDisposable
     }
 
     [Fact]
+    public void Simulate_accepts_the_ideal_bound_and_lists_it_beside_the_others()
+    {
+        var run = Run("simulate", "--model", "7b", "--gpus", "8", "--requests", "20", "--policy", "ideal");
+        Assert.True(run.Code == 0, run.Error);
+        string[] rows = [.. run.Output.Split('\n').Where(l => l.Contains("7b x8 short", StringComparison.Ordinal))];
+        Assert.Single(rows);
+        Assert.Contains("ideal", rows[0]);
+        Assert.Contains("1x8", rows[0]); // one pooled instance over the 8 GPUs
+
+        var all = Run("simulate", "--model", "7b", "--gpus", "8", "--requests", "20", "--policy", "all");
+        Assert.True(all.Code == 0, all.Error);
+        Assert.Contains("vs ideal", all.Output);
+        Assert.Equal(4, all.Output.Split('\n').Count(l => l.Contains("7b x8 short", StringComparison.Ordinal)));
+        Assert.Contains(all.Output.Split('\n'), l => l.Contains("ideal", StringComparison.Ordinal) && l.Contains("1.00x", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Simulate_replays_a_trace_and_writes_a_report()
     {
         string trace = Path.Combine(_dir, "t.csv");
@@ -41,7 +58,8 @@ public sealed class SimulateCommandTests : IDisposable
         Assert.True(File.Exists(Path.Combine(report, "throughput.svg")));
         Assert.Contains("report:", run.Output);
         string md = File.ReadAllText(Path.Combine(report, "report.md"));
-        Assert.Contains("Dispatch: static arrival; borrowing arrival; single global", md); // one instance: one queue
+        Assert.Contains("Dispatch: static arrival; borrowing arrival; single global; ideal global", md); // one instance: one queue
+        Assert.Contains("| ideal |", md);
         Assert.Contains("dispatch arrival", run.Error);
 
         var global = Run("simulate", "--trace", trace, "--gpus", "4", "--policy", "static", "--dispatch", "global");
