@@ -5,9 +5,9 @@ namespace Infinite.Simulation;
 
 /// <summary>
 /// Writes a simulation report: <c>report.md</c> with the setup and one table row per scenario and policy
-/// (throughput, ratios to the baselines and to the ideal bound, TTFT and TPOT p50/p99, largest context served, KV utilisation), and SVG
-/// charts beside it that the markdown embeds: throughput, TTFT p99, TPOT p50 and largest context per scenario and
-/// policy, and KV utilisation over time for each scenario.
+/// (throughput, ratios to the baselines and to the ideal bound, TTFT and TPOT p50/p99, largest context served, KV
+/// utilisation), and SVG charts beside it that the markdown embeds: throughput, TTFT p99, TPOT p50 and largest
+/// context per scenario and policy, and KV utilisation over time for each scenario.
 /// </summary>
 public static class ReportWriter
 {

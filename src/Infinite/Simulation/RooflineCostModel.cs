@@ -45,6 +45,7 @@ public sealed class RooflineCostModel : ICostModel
     /// (roofline per part, per-layer overhead) is unchanged, so the bound is of the same model, not a different one.
     /// </summary>
     public bool IdealParallelism { get; init; }
+
     /// <summary>Weights read per step: the layers and the output head (the embedding is a lookup).</summary>
     public double StreamedWeightBytes { get; }
 

@@ -19,8 +19,9 @@ namespace Infinite.Simulation;
 /// their own copy once per step each.</item>
 /// <item>Communication: no all-reduce, no query/partial exchange (there are no remote parts), no page migration,
 /// where every other policy pays what it uses of these.</item>
-/// <item>Balance: the step's FLOPs and bytes divide exactly over the GPUs, priced at one GPU's peak rates, and no GEMM
-/// kernel has the launch-sized floor; real instances wait for their most loaded GPU or instance.</item>
+/// <item>Balance: the step's FLOPs and bytes divide exactly over the GPUs, priced at one GPU's rates (the same peaks
+/// and efficiencies as every policy), and no GEMM kernel has the launch-sized floor; real instances wait for their
+/// most loaded GPU, and a request's GEMMs run on its own instance only.</item>
 /// </list>
 /// <para>
 /// The step token budget and running slots scale with the instances it replaces, as for <c>single</c>, so one step
