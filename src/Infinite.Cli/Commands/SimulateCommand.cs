@@ -8,7 +8,7 @@ namespace Infinite.Cli;
 
 /// <summary>
 /// <c>infinite simulate</c>: runs the cluster scheduler (static / borrowing / single-instance policies, and the ideal
-/// upper bound) against the roofline cost model on a simulated cluster, for one or several models and cluster sizes,
+/// and ideal-instances upper bounds) against the roofline cost model on a simulated cluster, for one or several models and cluster sizes,
 /// and prints a table or writes a report (markdown + SVG charts).
 /// </summary>
 internal static class SimulateCommand
@@ -27,7 +27,7 @@ internal static class SimulateCommand
         var rate = new Option<double>("--rate") { Description = "Poisson arrival rate in requests/s (0: all arrive at once, the saturated case).", DefaultValueFactory = _ => 0 };
         var requests = new Option<int>("--requests") { Description = "Requests in the synthetic workload.", DefaultValueFactory = _ => 200 };
         var seed = new Option<int>("--seed") { Description = "Seed of the synthetic workload.", DefaultValueFactory = _ => 1 };
-        var policy = new Option<string>("--policy") { Description = "borrowing, static, single, ideal (the upper bound of any placement: one pooled instance, free communication) or all (comma-separated).", DefaultValueFactory = _ => "all" };
+        var policy = new Option<string>("--policy") { Description = "borrowing, static, single, ideal (the upper bound of any placement: one pooled instance, weights once, free communication), ideal-instances (the upper bound of any placement over the independent instances: their pooled KV pages, N weight copies read per step, free communication) or all (comma-separated).", DefaultValueFactory = _ => "all" };
         var report = new Option<string?>("--report") { Description = "Write report.md and SVG charts into this directory." };
         var saveTrace = new Option<string?>("--save-trace") { Description = "Also write the synthetic workload as a trace file." };
         var pageTokens = new Option<int>("--page-tokens") { Description = "Tokens per KV page.", DefaultValueFactory = _ => 64 };
@@ -218,13 +218,14 @@ internal static class SimulateCommand
     private static void WriteTable(IAnsiConsole console, IReadOnlyList<Scenario> scenarios)
     {
         var table = new Table().Border(TableBorder.Simple);
-        foreach (string column in new[] { "scenario", "policy", "inst x GPU", "served/rej", "tok/s", "vs static", "vs ideal", "TTFT p50/p99 s", "TPOT p50/p99 ms", "largest ctx", "KV use" })
+        foreach (string column in new[] { "scenario", "policy", "inst x GPU", "served/rej", "tok/s", "vs static", "vs ideal-inst", "vs ideal", "TTFT p50/p99 s", "TPOT p50/p99 ms", "largest ctx", "KV use" })
             table.AddColumn(column);
         foreach (Scenario s in scenarios)
         {
             foreach (SimulationResult r in s.Results)
             {
                 double ratio = s.Ratio(r.Policy, "static");
+                double toInstances = s.Ratio(r.Policy, "ideal-instances");
                 double toIdeal = s.Ratio(r.Policy, "ideal");
                 table.AddRow(
                     Markup.Escape($"{s.Label} {s.Workload}"),
@@ -233,6 +234,7 @@ internal static class SimulateCommand
                     $"{r.Served}/{r.Rejected}",
                     Invariant($"{r.Throughput:0.0}"),
                     double.IsFinite(ratio) ? Invariant($"{ratio:0.00}x") : "-",
+                    double.IsFinite(toInstances) ? Invariant($"{toInstances:0.00}x") : "-",
                     double.IsFinite(toIdeal) ? Invariant($"{toIdeal:0.00}x") : "-",
                     Invariant($"{r.TtftP50:0.00}/{r.TtftP99:0.00}"),
                     Invariant($"{r.TpotP50 * 1e3:0.0}/{r.TpotP99 * 1e3:0.0}"),

@@ -27,6 +27,13 @@ public sealed record ClusterLayout
     /// <summary>Bytes an instance can give the KV cache: usable memory of its GPUs minus the weights.</summary>
     public double KvBytesPerInstance => GpusPerInstance * Device.MemoryBytes * Device.UsableMemoryFraction - WeightBytes;
 
+    /// <summary>
+    /// Copies of the weights the instance reads per step, spread over its GPUs. 1 for every real instance; the
+    /// <c>ideal-instances</c> bound (<see cref="SinglePolicy"/>) pools N independent instances into one and keeps
+    /// their N copies, so each of its steps reads N times the weights, as N instances stepping together would.
+    /// </summary>
+    public int WeightCopies { get; init; } = 1;
+
     /// <summary>KV pages of one instance when they are known rather than derived from the device's memory (a real
     /// engine's pools, as the CPU validation replays them); null: from <see cref="KvBytesPerInstance"/>.</summary>
     public int? KvPagesPerInstance { get; init; }
@@ -70,6 +77,8 @@ public sealed record ClusterLayout
             throw new ArgumentException($"The cluster needs at least one GPU, got {Gpus}.");
         if (GpusPerInstance < 1 || Gpus % GpusPerInstance != 0)
             throw new ArgumentException($"{Gpus} GPUs do not split into instances of {GpusPerInstance}.");
+        if (WeightCopies < 1)
+            throw new ArgumentException($"An instance reads at least one copy of the weights, got {WeightCopies}.");
         if (PageTokens < 1)
             throw new ArgumentException($"A page must hold at least one token, got {PageTokens}.");
         if (PagesPerInstance < 1)

@@ -19,7 +19,8 @@ namespace Infinite.Simulation;
 /// <see cref="DeviceProfile.MinKernelSeconds"/>, which a GEMM split many ways hits.</item>
 /// <item>Page migration runs on the links beside the step and only costs time when it takes longer than the step.</item>
 /// <item><see cref="IdealParallelism"/> drops the tensor-parallel costs (all-reduces, kernel floor) for the
-/// <c>ideal</c> upper bound.</item>
+/// <c>ideal</c> and <c>ideal-instances</c> upper bounds; <see cref="ClusterLayout.WeightCopies"/> makes a pooled
+/// step read N copies of the weights (<c>ideal-instances</c>).</item>
 /// </list>
 /// </summary>
 public sealed class RooflineCostModel : ICostModel
@@ -46,7 +47,9 @@ public sealed class RooflineCostModel : ICostModel
     /// </summary>
     public bool IdealParallelism { get; init; }
 
-    /// <summary>Weights read per step: the layers and the output head (the embedding is a lookup).</summary>
+    /// <summary>Weights one copy of the model streams per step: the layers and the output head (the embedding is a
+    /// lookup). A step reads <see cref="ClusterLayout.WeightCopies"/> copies (1 but for the <c>ideal-instances</c>
+    /// bound).</summary>
     public double StreamedWeightBytes { get; }
 
     private DeviceProfile Device => Layout.Device;
@@ -68,7 +71,7 @@ public sealed class RooflineCostModel : ICostModel
         if (tokens <= 0)
             return 0;
         double compute = GemmFlops(tokens, logitRows) / (Gpus * Device.PeakFlops * Device.GemmEfficiency);
-        double memory = StreamedWeightBytes / (Gpus * Device.MemoryBandwidth * Device.MemoryEfficiency);
+        double memory = StreamedWeightBytes * Layout.WeightCopies / (Gpus * Device.MemoryBandwidth * Device.MemoryEfficiency);
         double floor = IdealParallelism ? 0 : Model.Layers * GemmKernelsPerLayer * Device.MinKernelSeconds;
         return Math.Max(Math.Max(compute, memory), floor);
     }

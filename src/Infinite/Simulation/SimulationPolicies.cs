@@ -1,13 +1,14 @@
 namespace Infinite.Simulation;
 
 /// <summary>The policies by command-line name: borrowing (Infinite-LLM), static (vLLM-M), single (vLLM-S), ideal (the
-/// upper bound of any placement under the cost model).</summary>
+/// upper bound of any placement under the cost model), ideal-instances (the upper bound of any placement over the
+/// cluster's independent instances, each with its own weight copy).</summary>
 public static class SimulationPolicies
 {
-    public static IReadOnlyList<string> Names { get; } = ["borrowing", "static", "single", "ideal"];
+    public static IReadOnlyList<string> Names { get; } = ["borrowing", "static", "single", "ideal", "ideal-instances"];
 
-    /// <summary>"borrowing", "static", "single", "ideal", or "all" (every one, static first so ratios read against it),
-    /// also comma-separated.</summary>
+    /// <summary>"borrowing", "static", "single", "ideal", "ideal-instances", or "all" (every one, static first so ratios
+    /// read against it), also comma-separated.</summary>
     /// <exception cref="ArgumentException">An unknown name.</exception>
     public static IReadOnlyList<SimulationPolicy> Parse(string names, SimulationOptions options, double lendingCap)
     {
@@ -17,7 +18,7 @@ public static class SimulationPolicies
         foreach (string part in names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             string key = part.ToLowerInvariant();
-            IEnumerable<string> expanded = key == "all" ? ["static", "borrowing", "single", "ideal"] : [key];
+            IEnumerable<string> expanded = key == "all" ? ["static", "borrowing", "single", "ideal", "ideal-instances"] : [key];
             foreach (string name in expanded)
             {
                 if (list.Any(p => p.Name == name))
@@ -49,7 +50,8 @@ public static class SimulationPolicies
             },
             "static" => new StaticClusterPolicy { LendingCap = lendingCap, MoveTokensPerPlan = moveTokens },
             "single" => new SinglePolicy(),
-            "ideal" => new SinglePolicy { Ideal = true },
+            "ideal" => new SinglePolicy { Mode = PooledMode.Ideal },
+            "ideal-instances" => new SinglePolicy { Mode = PooledMode.IdealInstances },
             _ => throw new ArgumentException($"Unknown policy '{name}': expected {string.Join(", ", Names)} or all."),
         };
     }

@@ -46,7 +46,7 @@ public sealed class IdealPolicyTests
     {
         var options = new SimulationOptions();
         Assert.Contains("ideal", SimulationPolicies.Names);
-        Assert.Equal(["static", "borrowing", "single", "ideal"], SimulationPolicies.Parse("all", options, 0.5).Select(p => p.Name));
+        Assert.Equal(["static", "borrowing", "single", "ideal", "ideal-instances"], SimulationPolicies.Parse("all", options, 0.5).Select(p => p.Name));
         SimulationPolicy ideal = SimulationPolicies.Create("ideal", options, 0.5);
         Assert.Equal("ideal", ideal.Name);
         Assert.True(ideal.CreateCostModel(SimulationFixture.Layout(gpus: 8) with { GpusPerInstance = 8 }).IdealParallelism);

@@ -22,6 +22,7 @@ public sealed class ReportWriterTests : IDisposable
         Assert.Contains("| scenario | policy |", report);
         Assert.Contains("| 7b x8 short | borrowing |", report);
         Assert.Contains("| 7b x8 short | ideal | 1 x 8 |", report);
+        Assert.Contains("| 7b x8 short | ideal-instances | 1 x 8 |", report);
         Assert.Contains("| vs ideal |", report);
         Assert.Contains("infinite simulate --gpus 8", report);
         string[] svgs = [.. files.Where(f => f.EndsWith(".svg", StringComparison.Ordinal))];
@@ -33,7 +34,7 @@ public sealed class ReportWriterTests : IDisposable
             Assert.Contains($"]({Path.GetFileName(svg)})", report);
         }
         XDocument throughput = XDocument.Load(Path.Combine(_dir, "throughput.svg"));
-        Assert.Equal(4, throughput.Descendants().Count(e => e.Name.LocalName == "rect" && e.Element(e.Name.Namespace + "title") is not null));
+        Assert.Equal(5, throughput.Descendants().Count(e => e.Name.LocalName == "rect" && e.Element(e.Name.Namespace + "title") is not null));
     }
 
     [Fact]

@@ -42,8 +42,20 @@ public sealed class SimulateCommandTests : IDisposable
         var all = Run("simulate", "--model", "7b", "--gpus", "8", "--requests", "20", "--policy", "all");
         Assert.True(all.Code == 0, all.Error);
         Assert.Contains("vs ideal", all.Output);
-        Assert.Equal(4, all.Output.Split('\n').Count(l => l.Contains("7b x8 short", StringComparison.Ordinal)));
+        Assert.Equal(5, all.Output.Split('\n').Count(l => l.Contains("7b x8 short", StringComparison.Ordinal)));
         Assert.Contains(all.Output.Split('\n'), l => l.Contains("ideal", StringComparison.Ordinal) && l.Contains("1.00x", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Simulate_accepts_the_ideal_instances_bound()
+    {
+        var run = Run("simulate", "--model", "7b", "--gpus", "8", "--requests", "20", "--policy", "static,ideal-instances");
+        Assert.True(run.Code == 0, run.Error);
+        string[] rows = [.. run.Output.Split('\n').Where(l => l.Contains("7b x8 short", StringComparison.Ordinal))];
+        Assert.Equal(2, rows.Length);
+        Assert.Contains("ideal-instances", rows[1]);
+        Assert.Contains("1x8", rows[1]); // the 8 instances pooled into one
+        Assert.Contains("vs ideal-inst", run.Output);
     }
 
     [Fact]
@@ -58,8 +70,10 @@ public sealed class SimulateCommandTests : IDisposable
         Assert.True(File.Exists(Path.Combine(report, "throughput.svg")));
         Assert.Contains("report:", run.Output);
         string md = File.ReadAllText(Path.Combine(report, "report.md"));
-        Assert.Contains("Dispatch: static arrival; borrowing arrival; single global; ideal global", md); // one instance: one queue
+        Assert.Contains("Dispatch: static arrival; borrowing arrival; single global; ideal global; ideal-instances global", md); // one instance: one queue
         Assert.Contains("| ideal |", md);
+        Assert.Contains("| ideal-instances |", md);
+        Assert.Contains("| vs ideal-instances |", md);
         Assert.Contains("dispatch arrival", run.Error);
 
         var global = Run("simulate", "--trace", trace, "--gpus", "4", "--policy", "static", "--dispatch", "global");
