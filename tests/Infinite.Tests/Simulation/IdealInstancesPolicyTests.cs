@@ -55,18 +55,9 @@ public sealed class IdealInstancesPolicyTests
         Assert.True(SimulationFixture.Run("ideal", layout, workload).Requests[1].Served);
     }
 
-    /// <summary>Small scenarios in which every policy serves every request (as in <see cref="IdealPolicyTests"/>).</summary>
-    public static TheoryData<string, int, string, int, double, string> Scenarios => new()
-    {
-        { "7b", 8, "short", 60, 0, "arrival" },
-        { "7b", 8, "short", 60, 2, "arrival" },
-        { "7b", 16, "mixed", 200, 0, "arrival" },
-        { "7b", 32, "short", 100, 0, "global" },
-        { "70b", 8, "short", 40, 0, "arrival" },
-    };
-
+    /// <summary>The small scenarios of <see cref="IdealPolicyTests"/>, in which every policy serves every request.</summary>
     [Theory]
-    [MemberData(nameof(Scenarios))]
+    [MemberData(nameof(IdealPolicyTests.Scenarios), MemberType = typeof(IdealPolicyTests))]
     public void Its_throughput_lies_between_the_placements_and_ideal(string model, int gpus, string mix, int requests, double rate, string dispatch)
     {
         ClusterLayout layout = SimulationFixture.Layout(gpus, model);
