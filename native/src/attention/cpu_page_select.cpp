@@ -851,6 +851,27 @@ inline std::uint64_t rank_key(float x, int e) noexcept {
     return (static_cast<std::uint64_t>(bits) << 32) | static_cast<std::uint64_t>(~static_cast<std::uint32_t>(e));
 }
 
+// The best of a group's G scores (scores are never NaN: every kernel keeps the max with NaN losing).
+inline float group_best(const float* at, int G) noexcept {
+    int g = 0;
+    float best = at[0];
+#if INF_SELECT_X86
+    if (G % 4 == 0) {  // SSE, part of every x86-64
+        __m128 m = _mm_loadu_ps(at);
+        for (g = 4; g < G; g += 4) {
+            m = _mm_max_ps(m, _mm_loadu_ps(at + g));
+        }
+        m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+        m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+        return _mm_cvtss_f32(m);
+    }
+#endif
+    for (g = 1; g < G; ++g) {
+        best = at[g] > best ? at[g] : best;
+    }
+    return best;
+}
+
 // The score a ranking key was made from (NaN having become -inf).
 inline float key_score(std::uint64_t key) noexcept {
     auto bits = static_cast<std::uint32_t>(key >> 32);
@@ -1094,12 +1115,7 @@ void page_select(const inf_page_select_params& params) {
                 // The group's best (NaN never wins, as keep_max), also into slot 0, where score_entries reads it.
                 for (int e = 0; e < entries; ++e) {
                     float* at = scores + static_cast<std::size_t>(e) * Gz;
-                    float best = at[0];
-                    for (int g = 1; g < G; ++g) {
-                        best = at[g] > best ? at[g] : best;
-                    }
-                    at[0] = best;
-                    row[e] = best;
+                    row[e] = at[0] = group_best(at, G);
                 }
                 const std::int64_t list = static_cast<std::int64_t>(s) * layer.kv_heads + h;
                 top_entries(row, entries, count, forced, keys, params.head_page_indices + starts[list]);
