@@ -18,6 +18,7 @@
 
 #include "attention/cpu_attention.h"
 #include "attention/cpu_isa.h"
+#include "isa_levels.h"
 #include "attention/cpu_page_select.h"
 #include "attention_reference.h"
 #include "core/thread_pool.h"
@@ -28,24 +29,8 @@ namespace {
 
 using inf::cpu::Isa;
 
-std::vector<Isa> isa_levels() {
-    std::vector<Isa> levels{Isa::scalar};
-    if (static_cast<int>(inf::cpu::supported_isa()) >= static_cast<int>(Isa::avx2)) {
-        levels.push_back(Isa::avx2);
-    }
-    if (inf::cpu::supported_isa() == Isa::avx512) {
-        levels.push_back(Isa::avx512);
-    }
-    return levels;
-}
-
-// Forces an ISA level for a scope.
-struct ForceIsa {
-    explicit ForceIsa(Isa isa) { inf::cpu::set_isa_override(&isa); }
-    ~ForceIsa() { inf::cpu::set_isa_override(nullptr); }
-    ForceIsa(const ForceIsa&) = delete;
-    ForceIsa& operator=(const ForceIsa&) = delete;
-};
+using inf_test::ForceIsa;
+using inf_test::isa_levels;
 
 std::size_t dsize(inf_dtype dtype) { return dtype == INF_DTYPE_F32 ? 4 : dtype == INF_DTYPE_I8 ? 1 : 2; }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "attention/cpu_isa.h"
+#include "isa_levels.h"
 #include "attention/cpu_page_select.h"
 #include "kv/page_pool.h"
 
@@ -21,19 +22,8 @@ namespace {
 
 using inf::cpu::Isa;
 
-struct ForceIsa {
-    explicit ForceIsa(Isa isa) { inf::cpu::set_isa_override(&isa); }
-    ~ForceIsa() { inf::cpu::set_isa_override(nullptr); }
-    ForceIsa(const ForceIsa&) = delete;
-    ForceIsa& operator=(const ForceIsa&) = delete;
-};
-
-std::vector<Isa> isa_levels() {
-    std::vector<Isa> levels{Isa::scalar};
-    if (static_cast<int>(inf::cpu::supported_isa()) >= static_cast<int>(Isa::avx2)) levels.push_back(Isa::avx2);
-    if (inf::cpu::supported_isa() == Isa::avx512) levels.push_back(Isa::avx512);
-    return levels;
-}
+using inf_test::ForceIsa;
+using inf_test::isa_levels;
 
 constexpr int kPage = 64;
 constexpr int kLogical = 16;
